@@ -1,0 +1,46 @@
+"""Stop training on a NaN/inf loss before it reaches the weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss is NaN or infinite."""
+
+
+class FiniteLossGuard(Callback):
+    """Raise :class:`NonFiniteLossError` as soon as a training loss is not finite.
+
+    The check runs in ``on_before_backward``, i.e. before the backward pass and the optimizer step, so the weights
+    and every checkpoint already on disk stay the last good ones. Works for automatic and manual optimization
+    (``manual_backward`` calls the same hook).
+    """
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        self._check(trainer, loss)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._check(trainer, loss)
+
+    @staticmethod
+    def _check(trainer: pl.Trainer, loss: torch.Tensor) -> None:
+        if torch.isfinite(loss.detach()).all():
+            return
+        ckpt = trainer.checkpoint_callback
+        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "") if ckpt else ""
+        where = f"The last good checkpoint is {last}." if last else "No checkpoint had been written yet."
+        raise NonFiniteLossError(
+            f"training loss is {loss.detach().flatten()[0].item()} at epoch {trainer.current_epoch}, "
+            f"global step {trainer.global_step}; training stopped before the optimizer step. {where} "
+            "Fix: lower the learning rate (--model.optimizer.init_args.lr), clip gradients "
+            "(--trainer.gradient_clip_val 1.0), or check the data for NaNs."
+        )

@@ -1,0 +1,46 @@
+"""Save and restore the global RNG streams with each checkpoint, so a resumed run continues the same random
+sequence (noise draws, dropout) as an uninterrupted one."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class RNGStateCallback(Callback):
+    """Checkpoint the Python, NumPy and torch (CPU and CUDA) generator states of this process.
+
+    Lightning does not save RNG state by default; without it a run resumed from an epoch-boundary checkpoint draws
+    different training noise than the uninterrupted run. Under DDP each rank saves only rank 0's state
+    (the checkpoint is written by rank 0), which is fine because ``seed_everything`` seeds ranks alike.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "python": list(random.getstate()[1]),
+            "python_version": random.getstate()[0],
+            "python_gauss": random.getstate()[2],
+            "numpy": _numpy_state(),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["torch_cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        random.setstate((state_dict["python_version"], tuple(state_dict["python"]), state_dict["python_gauss"]))
+        kind, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state_dict["torch"])
+        if "torch_cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["torch_cuda"])
+
+
+def _numpy_state() -> tuple:
+    """NumPy's legacy global state as plain Python types (loadable with ``torch.load(weights_only=True)``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return (str(kind), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))

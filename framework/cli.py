@@ -1,0 +1,270 @@
+"""The ``framework`` command: LightningCLI with plugin discovery, run directories, safe resume and sane defaults.
+
+``framework fit|validate|test|predict --config configs/<plugin>/<name>.yaml [overrides]`` runs a Trainer method;
+``framework plugins`` lists what is installed; ``framework demo`` fits and tests the flow-matching quick config.
+
+Every run lives in one directory, ``runs/<config-dir>/<config-name>/version_<k>/`` (or ``--run_dir``): the
+resolved ``config.yaml``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and the offline ``wandb/`` run.
+``--ckpt_path last`` resumes the newest run of that config that has a ``last.ckpt`` and keeps logging into it
+(same directory, same W&B run id); if there is none it stops with an error instead of silently starting over.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_only
+
+from framework.callbacks import AtomicModelCheckpoint, FiniteLossGuard, PredictionWriter, RNGStateCallback
+from framework.checkpoint import load_checkpoint_safely
+from framework.registry import REPO_CONFIG_DIR, format_plugins, load_plugins
+
+DEFAULT_SEED = 1234
+RUNS_ROOT = Path("runs")
+RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child processes (they re-run sys.argv)
+WANDB_ID_FILE = "wandb_run_id.txt"
+LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
+
+
+class ConfigSaver(SaveConfigCallback):
+    """Save the resolved config to the run dir (``config.yaml`` for fit, ``config_<cmd>.yaml`` otherwise) and
+    record it in every logger (W&B run config, CSV/TensorBoard hparams)."""
+
+    def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
+        resolved = self.parser.dump(self.config, skip_none=False, format="yaml")
+        import yaml
+
+        config = yaml.safe_load(resolved)
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
+
+
+class FrameworkCLI(LightningCLI):
+    """LightningCLI that imports every registered plugin first, so ``--model FlowMatching`` resolves by short name.
+
+    Defaults: seed 1234 (``--seed_everything`` overrides), offline ``WandbLogger`` (``--trainer.logger CSVLogger``
+    or ``TensorBoardLogger`` to switch), ``LearningRateMonitor``, an atomic ``ModelCheckpoint(save_last=True)``
+    (``--checkpoint.*``), a NaN/inf loss guard, RNG state in checkpoints, checkpoints loaded with
+    ``weights_only=True``. Optimizers are injected into the model (``--model.optimizer``), not auto-configured.
+    """
+
+    run_dir: Path
+
+    def __init__(self, args: ArgsType = None, run: bool = True, **kwargs: Any) -> None:
+        load_plugins()
+        kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
+        kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("save_config_callback", ConfigSaver)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault(
+            "trainer_defaults", {"callbacks": [FiniteLossGuard(), RNGStateCallback(), PredictionWriter()]}
+        )
+        super().__init__(
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--run_dir",
+            type=str | None,
+            default=None,
+            help="Directory of this run (config, checkpoints, figures, logs). Default: "
+            "runs/<config dir>/<config name>/version_<k>, a new k per fit, the newest with --ckpt_path last.",
+        )
+        parser.add_lightning_class_args(AtomicModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "trainer.logger": {
+                    "class_path": "lightning.pytorch.loggers.WandbLogger",
+                    "init_args": {"offline": True, "project": "framework"},
+                },
+                "trainer.callbacks": [{"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"}],
+            }
+        )
+
+    # -- parsing: resolve where the run lives and which checkpoint to load, before Lightning reads it ----------
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        cfg = self.config[subcommand]
+        ckpt_path = cfg.get("ckpt_path")
+        self.run_dir = resolve_run_dir(cfg.get("run_dir"), run_name(cfg), resume_last=ckpt_path == "last")
+        cfg.run_dir = str(self.run_dir)
+        if ckpt_path == "last":
+            ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
+            if not Path(ckpt_path).is_file():
+                raise FileNotFoundError(
+                    f"ckpt_path='last': no {ckpt_path}. Nothing to resume in run dir {self.run_dir}; "
+                    "pass --run_dir of the run to resume or --ckpt_path PATH, or drop --ckpt_path to start afresh."
+                )
+        if ckpt_path in ("best", "hpc"):
+            return
+        if ckpt_path:
+            load_checkpoint_safely(ckpt_path)  # refuse corrupt or code-carrying files with a clear message
+            cfg.ckpt_path = ckpt_path
+        if cfg.get("weights_only") is None:
+            cfg.weights_only = True
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand]
+        os.environ[RUN_DIR_ENV] = str(self.run_dir)
+        cfg.trainer.default_root_dir = str(self.run_dir)
+        if cfg.checkpoint.dirpath is None:
+            cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        loggers = cfg.trainer.logger if isinstance(cfg.trainer.logger, list) else [cfg.trainer.logger]
+        for logger in loggers:
+            if isinstance(logger, Namespace):
+                place_logger_in_run_dir(logger, self.run_dir)
+        self.save_config_kwargs["config_filename"] = (
+            "config.yaml" if self.subcommand == "fit" else f"config_{self.subcommand}.yaml"
+        )
+
+    def after_fit(self) -> None:
+        print_summary(self, "fit")
+
+    def after_test(self) -> None:
+        print_summary(self, "test")
+
+    def after_validate(self) -> None:
+        print_summary(self, "validate")
+
+
+# -- run directories ------------------------------------------------------------------------------------------------
+def run_name(cfg: Namespace) -> str:
+    """``<config dir>/<config stem>`` of the last ``--config`` given, else the model's class name."""
+    configs = cfg.get("config") or []
+    if configs:
+        path = Path(str(configs[-1]))
+        return f"{path.parent.name}/{path.stem}"
+    model = cfg.get("model")
+    class_path = model.get("class_path") if isinstance(model, Namespace) else None
+    return class_path.rsplit(".", 1)[-1] if class_path else "run"
+
+
+def resolve_run_dir(explicit: str | None, name: str, resume_last: bool) -> Path:
+    """The directory of this run.
+
+    ``explicit`` wins; a DDP child inherits its parent's choice through ``$FRAMEWORK_RUN_DIR``; ``resume_last``
+    picks the newest ``version_<k>`` with a ``checkpoints/last.ckpt``; otherwise a fresh ``version_<k+1>``.
+    """
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0":
+        return Path(os.environ[RUN_DIR_ENV])
+    base = RUNS_ROOT / name
+    versions = sorted(
+        (int(m.group(1)), p) for p in base.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))
+    )
+    if resume_last:
+        resumable = [p for _, p in versions if (p / "checkpoints" / "last.ckpt").is_file()]
+        if not resumable:
+            raise FileNotFoundError(
+                f"ckpt_path='last': no run under {base}/ has checkpoints/last.ckpt. "
+                "Start one with `framework fit` first, or pass --run_dir / --ckpt_path PATH."
+            )
+        return resumable[-1]
+    return base / f"version_{versions[-1][0] + 1 if versions else 0}"
+
+
+def place_logger_in_run_dir(logger: Namespace, run_dir: Path) -> None:
+    """Point a W&B / CSV / TensorBoard logger config at ``run_dir`` unless the user chose a place.
+
+    W&B gets a run id stored in the run dir, so a resumed fit continues the same W&B run.
+    """
+    kind = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
+    args = logger.get("init_args")
+    if kind not in LOGGER_CLASSES or args is None:
+        return
+    if args.get("save_dir") in (None, ".", "lightning_logs"):
+        args.save_dir = str(run_dir)
+    if kind == "WandbLogger":
+        if args.get("id") is None and args.get("version") is None:
+            args.id = wandb_run_id(run_dir)
+        if args.get("name") is None:
+            args.name = f"{run_dir.parent.name}/{run_dir.name}"
+        if args.get("resume") is None:
+            args.resume = "allow"
+    else:
+        if args.get("name") is None:
+            args.name = ""
+        if args.get("version") is None:
+            args.version = ""
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of ``run_dir``, created once and stored in ``run_dir/wandb_run_id.txt``."""
+    path = run_dir / WANDB_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(4)
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id)
+    return run_id
+
+
+# -- output -----------------------------------------------------------------------------------------------------
+@rank_zero_only
+def print_summary(cli: FrameworkCLI, stage: str) -> None:
+    """Print the metrics of ``stage`` and where the run's artefacts are."""
+    trainer = cli.trainer
+    if trainer.fast_dev_run:
+        return
+    prefixes = {"fit": ("train/", "val/"), "validate": ("val/",), "test": ("test/",)}[stage]
+    metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith(prefixes)}
+    run_dir = cli.run_dir
+    ckpt = trainer.checkpoint_callback
+    lines = [f"\n== {stage} finished: {type(cli.model).__name__} ==", f"run dir:     {run_dir}"]
+    for key, value in metrics.items():
+        lines.append(f"  {key:<32} {value:.6g}")
+    if ckpt is not None and getattr(ckpt, "last_model_path", ""):
+        lines.append(f"checkpoint:  {ckpt.last_model_path}")
+    figures = run_dir / "figures"
+    if figures.is_dir():
+        lines.append(f"figures:     {figures} ({len(list(figures.glob('*.png')))} png)")
+    wandb_dir = run_dir / "wandb"
+    if wandb_dir.is_dir():
+        lines.append(f"wandb:       {wandb_dir} (offline; upload with `wandb sync {wandb_dir}/offline-run-*`)")
+    print("\n".join(lines), flush=True)
+
+
+def demo(extra: list[str]) -> None:
+    """Fit the flow-matching quick config on built-in data, then test its last checkpoint in the same run dir."""
+    config = REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"
+    fit = FrameworkCLI(args=["fit", "--config", str(config), *extra])
+    FrameworkCLI(args=["test", "--config", str(config), "--run_dir", str(fit.run_dir), "--ckpt_path", "last", *extra])
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of the ``framework`` console script and ``python -m framework``."""
+    argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict | Namespace) else None
+    try:
+        if argv is not None and argv[:1] == ["plugins"]:
+            print(format_plugins(load_plugins()))
+        elif argv is not None and argv[:1] == ["demo"]:
+            demo(argv[1:])
+        else:
+            FrameworkCLI(args=args)
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+if __name__ == "__main__":
+    main()

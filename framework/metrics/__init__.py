@@ -1,0 +1,5 @@
+"""Distribution distances between sample sets, shared by generative plugins."""
+
+from framework.metrics.distances import energy_distance, mmd_rbf, sliced_w2, w2_empirical
+
+__all__ = ["energy_distance", "mmd_rbf", "sliced_w2", "w2_empirical"]
