@@ -28,13 +28,19 @@ def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(path)!r}: no such file. Pass the path of an existing .ckpt file.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not a readable checkpoint: it is not a torch zip archive (truncated, "
+            "random bytes, or a raw pickle). Pick another file, e.g. the run's checkpoints/last.ckpt."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        culprit = next((ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln or "global" in ln), "")
+        reason = culprit or "an object that torch.load(weights_only=True) does not allow"
         raise CheckpointError(
-            f"ckpt_path={str(path)!r} was refused: it contains objects that are not plain weights "
-            f"(torch.load(weights_only=True) said: {str(err).splitlines()[0]}). Loading it could run arbitrary code; "
-            "only load checkpoints written by this framework or another source you trust."
+            f"ckpt_path={str(path)!r} was refused: it contains objects that are not plain weights ({reason}). "
+            "Loading it could run arbitrary code; load only checkpoints from this framework or a source you trust."
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(

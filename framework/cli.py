@@ -23,8 +23,14 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
 
-from framework.callbacks import AtomicModelCheckpoint, FiniteLossGuard, PredictionWriter, RNGStateCallback
-from framework.checkpoint import load_checkpoint_safely
+from framework.callbacks import (
+    AtomicModelCheckpoint,
+    FiniteLossGuard,
+    NonFiniteLossError,
+    PredictionWriter,
+    RNGStateCallback,
+)
+from framework.checkpoint import CheckpointError, load_checkpoint_safely
 from framework.registry import REPO_CONFIG_DIR, format_plugins, load_plugins
 
 DEFAULT_SEED = 1234
@@ -32,6 +38,7 @@ RUNS_ROOT = Path("runs")
 RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child processes (they re-run sys.argv)
 WANDB_ID_FILE = "wandb_run_id.txt"
 LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
+USER_ERRORS = (CheckpointError, NonFiniteLossError, FileNotFoundError)
 
 
 class ConfigSaver(SaveConfigCallback):
@@ -64,6 +71,12 @@ class FrameworkCLI(LightningCLI):
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("save_config_callback", ConfigSaver)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        # no argparse prefix matching: `--trainer.max_epoch 3` must be an error, not silently `max_epochs`
+        no_abbrev = {"allow_abbrev": False}
+        kwargs.setdefault(
+            "parser_kwargs",
+            {"fit": no_abbrev, "validate": no_abbrev, "test": no_abbrev, "predict": no_abbrev, **no_abbrev},
+        )
         kwargs.setdefault(
             "trainer_defaults", {"callbacks": [FiniteLossGuard(), RNGStateCallback(), PredictionWriter()]}
         )
@@ -105,12 +118,12 @@ class FrameworkCLI(LightningCLI):
             return
         cfg = self.config[subcommand]
         ckpt_path = cfg.get("ckpt_path")
-        self.run_dir = resolve_run_dir(cfg.get("run_dir"), run_name(cfg), resume_last=ckpt_path == "last")
+        self.run_dir = resolve_run_dir(cfg.get("run_dir"), run_name(cfg), resume_last=ckpt_path == "last").absolute()
         cfg.run_dir = str(self.run_dir)
         if ckpt_path == "last":
             ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
             if not Path(ckpt_path).is_file():
-                raise FileNotFoundError(
+                raise CheckpointError(
                     f"ckpt_path='last': no {ckpt_path}. Nothing to resume in run dir {self.run_dir}; "
                     "pass --run_dir of the run to resume or --ckpt_path PATH, or drop --ckpt_path to start afresh."
                 )
@@ -175,7 +188,7 @@ def resolve_run_dir(explicit: str | None, name: str, resume_last: bool) -> Path:
     if resume_last:
         resumable = [p for _, p in versions if (p / "checkpoints" / "last.ckpt").is_file()]
         if not resumable:
-            raise FileNotFoundError(
+            raise CheckpointError(
                 f"ckpt_path='last': no run under {base}/ has checkpoints/last.ckpt. "
                 "Start one with `framework fit` first, or pass --run_dir / --ckpt_path PATH."
             )
@@ -195,6 +208,8 @@ def place_logger_in_run_dir(logger: Namespace, run_dir: Path) -> None:
     if args.get("save_dir") in (None, ".", "lightning_logs"):
         args.save_dir = str(run_dir)
     if kind == "WandbLogger":
+        if os.environ.get("WANDB_MODE"):  # the user's WANDB_MODE (online/offline/disabled) wins over offline=True
+            args.offline = False
         if args.get("id") is None and args.get("version") is None:
             args.id = wandb_run_id(run_dir)
         if args.get("name") is None:
@@ -252,16 +267,27 @@ def demo(extra: list[str]) -> None:
     FrameworkCLI(args=["test", "--config", str(config), "--run_dir", str(fit.run_dir), "--ckpt_path", "last", *extra])
 
 
-def main(args: ArgsType = None) -> None:
-    """Entry point of the ``framework`` console script and ``python -m framework``."""
+def main(args: ArgsType = None) -> FrameworkCLI | None:
+    """Entry point of the ``framework`` console script and ``python -m framework``.
+
+    Returns the CLI object of a Trainer subcommand (tests inspect ``cli.trainer`` and ``cli.model``). Errors a user
+    can fix (bad checkpoint, nothing to resume, missing data file, non-finite loss) exit with status 1 and one clear
+    message instead of a traceback; set ``FRAMEWORK_DEBUG=1`` to see the traceback.
+    """
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict | Namespace) else None
     try:
         if argv is not None and argv[:1] == ["plugins"]:
             print(format_plugins(load_plugins()))
-        elif argv is not None and argv[:1] == ["demo"]:
+            return None
+        if argv is not None and argv[:1] == ["demo"]:
             demo(argv[1:])
-        else:
-            FrameworkCLI(args=args)
+            return None
+        return FrameworkCLI(args=args)
+    except USER_ERRORS as err:
+        if os.environ.get("FRAMEWORK_DEBUG"):
+            raise
+        print(f"framework: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from err
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
 

@@ -1,0 +1,34 @@
+"""Run the conformance suite over every config of every registered plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework.registry import all_configs
+from framework.testing.conformance import CHECKS, QUICK_ONLY_CHECKS
+
+CONFIGS = all_configs()
+
+
+def _id(path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+def test_every_plugin_ships_a_quick_config():
+    assert CONFIGS, "no configs found: is the package installed (pip install -e .)?"
+    plugins = {c.parent.name for c in CONFIGS}
+    quick = {c.parent.name for c in CONFIGS if c.stem == "quick"}
+    assert plugins == quick, f"plugins without configs/<name>/quick.yaml: {sorted(plugins - quick)}"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=_id)
+@pytest.mark.parametrize("check", list(CHECKS))
+def test_conformance(check, config, tmp_path):
+    CHECKS[check](config, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem == "quick"], ids=_id)
+@pytest.mark.parametrize("check", list(QUICK_ONLY_CHECKS))
+def test_conformance_quick(check, config, tmp_path):
+    QUICK_ONLY_CHECKS[check](config, tmp_path)
