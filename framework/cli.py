@@ -149,6 +149,12 @@ class FrameworkCLI(LightningCLI):
             "config.yaml" if self.subcommand == "fit" else f"config_{self.subcommand}.yaml"
         )
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            finish_wandb_run()
+
     def after_fit(self) -> None:
         print_summary(self, "fit")
 
@@ -233,6 +239,13 @@ def wandb_run_id(run_dir: Path) -> str:
         run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(run_id)
     return run_id
+
+
+def finish_wandb_run() -> None:
+    """Close this process's W&B run, so the next run in the same process (tests, notebooks) starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 # -- output -----------------------------------------------------------------------------------------------------
