@@ -42,8 +42,9 @@ def test_sigkill_mid_fit_resumes_from_last_ckpt(tmp_path):
     killed_at = load_checkpoint_safely(last)  # still a complete checkpoint (atomic writes)
     resume_epochs = killed_at["epoch"] + 3
 
-    cli = main(["fit", "--config", str(QUICK), *QUIET, f"--trainer.limit_train_batches={steps_per_epoch}",
-                "--trainer.limit_val_batches=1", f"--trainer.max_epochs={resume_epochs}", "--ckpt_path=last"])  # fmt: skip
+    limits = [f"--trainer.limit_train_batches={steps_per_epoch}", "--trainer.limit_val_batches=1"]
+    cli = main(["fit", "--config", str(QUICK), *QUIET, *limits, f"--trainer.max_epochs={resume_epochs}",
+                "--ckpt_path=last"])  # fmt: skip
     assert cli.run_dir == last.parents[1], "resume must reuse the interrupted run's directory"
     assert cli.trainer.ckpt_path == str(last)
     assert cli.trainer.global_step == resume_epochs * steps_per_epoch
