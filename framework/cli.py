@@ -114,9 +114,7 @@ class FrameworkCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if not subcommand:
-            return
-        cfg = self.config[subcommand]
+        cfg = self.config[subcommand] if subcommand else self.config  # run=False has no subcommand level
         ckpt_path = cfg.get("ckpt_path")
         self.run_dir = resolve_run_dir(cfg.get("run_dir"), run_name(cfg), resume_last=ckpt_path == "last").absolute()
         cfg.run_dir = str(self.run_dir)
@@ -127,16 +125,14 @@ class FrameworkCLI(LightningCLI):
                     f"ckpt_path='last': no {ckpt_path}. Nothing to resume in run dir {self.run_dir}; "
                     "pass --run_dir of the run to resume or --ckpt_path PATH, or drop --ckpt_path to start afresh."
                 )
-        if ckpt_path in ("best", "hpc"):
-            return
-        if ckpt_path:
+        if ckpt_path and ckpt_path not in ("best", "hpc"):
             load_checkpoint_safely(ckpt_path)  # refuse corrupt or code-carrying files with a clear message
             cfg.ckpt_path = ckpt_path
-        if cfg.get("weights_only") is None:
-            cfg.weights_only = True
+        if subcommand and cfg.get("weights_only") is None:
+            cfg.weights_only = True  # Lightning then loads every checkpoint with torch.load(weights_only=True)
 
     def before_instantiate_classes(self) -> None:
-        cfg = self.config[self.subcommand]
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
         os.environ[RUN_DIR_ENV] = str(self.run_dir)
         cfg.trainer.default_root_dir = str(self.run_dir)
         if cfg.checkpoint.dirpath is None:
@@ -146,7 +142,7 @@ class FrameworkCLI(LightningCLI):
             if isinstance(logger, Namespace):
                 place_logger_in_run_dir(logger, self.run_dir)
         self.save_config_kwargs["config_filename"] = (
-            "config.yaml" if self.subcommand == "fit" else f"config_{self.subcommand}.yaml"
+            "config.yaml" if self.subcommand in ("fit", None) else f"config_{self.subcommand}.yaml"
         )
 
     def _run_subcommand(self, subcommand: str) -> None:

@@ -18,7 +18,7 @@ class FiniteLossGuard(Callback):
 
     The check runs in ``on_before_backward``, i.e. before the backward pass and the optimizer step, so the weights
     and every checkpoint already on disk stay the last good ones. Works for automatic and manual optimization
-    (``manual_backward`` calls the same hook).
+    (``manual_backward`` calls the same hook; a manual step that returns its loss is also checked at batch end).
     """
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
@@ -27,6 +27,8 @@ class FiniteLossGuard(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if pl_module.automatic_optimization:  # already checked before backward
+            return
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
             self._check(trainer, loss)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sized
 
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
 
 class EpochSeededSampler(RandomSampler):
@@ -29,10 +29,28 @@ class EpochSeededSampler(RandomSampler):
         yield from torch.randperm(len(self.data_source), generator=generator).tolist()
 
 
+class BatchedTensorDataset(TensorDataset):
+    """A ``TensorDataset`` that serves a whole batch with one indexing op per tensor.
+
+    DataLoader's fetcher calls ``__getitems__(indices)`` when it exists; returning ``tuple(t[indices])`` replaces
+    ``batch_size`` Python-level ``__getitem__`` calls plus a ``torch.stack`` collate. Used with
+    :func:`keep_batch` as ``collate_fn``. Works with any sampler, including Lightning's ``DistributedSampler``.
+    """
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(tensor[index] for tensor in self.tensors)
+
+
+def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """collate_fn for :class:`BatchedTensorDataset`: the batch is already stacked."""
+    return batch
+
+
 def make_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0, drop_last: bool = False
 ) -> DataLoader:
-    """A DataLoader that never touches the global RNG.
+    """A DataLoader that never touches the global RNG, and fetches in-memory tensor batches in one op.
 
     Shuffling uses :class:`EpochSeededSampler`; the loader's own ``generator`` (used for worker seeds) is seeded too,
     because a loader without one draws from the global torch RNG on every ``iter()``, which would make validation
@@ -40,11 +58,15 @@ def make_loader(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1; set data.init_args.batch_size to a positive integer.")
+    collate_fn = None
+    if type(dataset) is TensorDataset:  # exact type: subclasses may override __getitem__
+        dataset, collate_fn = BatchedTensorDataset(*dataset.tensors), keep_batch
     sampler = EpochSeededSampler(dataset, seed) if shuffle else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
+        collate_fn=collate_fn,
         num_workers=num_workers,
         drop_last=drop_last,
         generator=torch.Generator().manual_seed(seed),

@@ -64,12 +64,14 @@ class GaussianMixture:
         return self.means[comp] + torch.einsum("nij,nj->ni", chol[comp], z)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
-        """u_t(x) for x: (n, d) and scalar t in [0, 1]; returns (n, d)."""
+        """u_t(x) for x: (n, d) and t a scalar or (n,) in [0, 1]; returns (n, d)."""
         t = torch.as_tensor(t, dtype=x.dtype)
-        lam = self.eigvals.to(x.dtype)  # (K, d)
+        t = t.reshape(-1, 1, 1) if t.ndim == 1 else t  # (n, 1, 1) broadcasts against (n, K, d)
+        lam = self.eigvals.to(x.dtype)[None]  # (1, K, d)
+        means = self.means.to(x.dtype)[None]  # (1, K, d)
+        q = self.eigvecs.to(x.dtype)
         s = (1 - t) ** 2 + t**2 * lam  # eigenvalues of S_{t,k}
-        centered = x[:, None, :] - t * self.means[None].to(x.dtype)  # (n, K, d)
-        z = torch.einsum("kji,nkj->nki", self.eigvecs.to(x.dtype), centered)  # Q_k^T (x - t m_k)
+        z = torch.einsum("kji,nkj->nki", q, x[:, None, :] - t * means)  # Q_k^T (x - t m_k)
         log_w = (
             torch.log(self.weights.to(x.dtype))
             - 0.5 * (z**2 / s).sum(-1)
@@ -77,8 +79,7 @@ class GaussianMixture:
             - 0.5 * self.dim * math.log(2 * math.pi)
         )
         w = torch.softmax(log_w, dim=1)  # (n, K)
-        gain = (t * lam - (1 - t)) / s  # (K, d)
-        per_comp = self.means[None].to(x.dtype) + torch.einsum("kij,nkj->nki", self.eigvecs.to(x.dtype), gain * z)
+        per_comp = means + torch.einsum("kij,nkj->nki", q, (t * lam - (1 - t)) / s * z)
         return (w[..., None] * per_comp).sum(1)
 
 

@@ -54,7 +54,8 @@ def toy_2d(name: str, n: int, seed: int) -> torch.Tensor:
     elif name == "circles":
         from sklearn.datasets import make_circles
 
-        x, _ = make_circles(n, noise=0.03, factor=0.5, random_state=int(rng.integers(2**31))) * 2
+        x, _ = make_circles(n, noise=0.03, factor=0.5, random_state=int(rng.integers(2**31)))
+        x = x * 2
     elif name == "checkerboard":
         x1 = rng.uniform(-2, 2, n)
         x2 = rng.uniform(0, 1, n) + rng.integers(0, 2, n) * 2 - 2 + (np.floor(x1) % 2)

@@ -38,3 +38,14 @@ def test_require_file_says_where_to_put_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not download data") as info:
         require_file(tmp_path / "ADNIMERGE.csv", "ADNIMERGE.csv", "download it from ida.loni.usc.edu")
     assert str(tmp_path / "ADNIMERGE.csv") in str(info.value)
+
+
+def test_tensor_batches_equal_the_default_collate():
+    x, y = torch.randn(37, 3), torch.arange(37)
+    fast = make_loader(TensorDataset(x, y), batch_size=8, shuffle=True, seed=1)
+    plain = torch.utils.data.DataLoader(TensorDataset(x, y), batch_size=8, sampler=EpochSeededSampler(range(37), 1))
+    batches = list(fast)
+    assert len(batches) == 5
+    for got, expected in zip(batches, plain, strict=True):
+        torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
+        torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)

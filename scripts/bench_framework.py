@@ -1,0 +1,107 @@
+"""Time per training step: the framework's fit loop vs a hand-written PyTorch loop, same model, data and batches.
+
+    python scripts/bench_framework.py [--repeats 5] [--epochs 3]
+
+For each size, both loops train the flow-matching VelocityMLP with the CFM loss and AdamW on the same seeded
+Gaussian-mixture data through the same DataLoader; each repeat times the steps of the epochs after the first
+(warm-up) and the median over repeats is reported. The framework runs are built by the real CLI
+(``FrameworkCLI(run=False)`` with the quick config): default callbacks (checkpointing at epoch end, NaN guard,
+RNG state, LR monitor) and logger (W&B, disabled here), with and without the Rich progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import lightning.pytorch as pl
+import torch
+
+from framework.cli import FrameworkCLI
+from framework.registry import REPO_CONFIG_DIR
+from plugins.flow_matching import FlowMatchingData
+from plugins.flow_matching.cfm import cfm_loss
+from plugins.flow_matching.velocity import VelocityMLP
+
+SIZES = {"small": {"hidden": 128, "batch": 256}, "medium": {"hidden": 512, "batch": 1024}}
+N_TRAIN = 32768
+
+
+class StepTimer(pl.Callback):
+    """Wall time of every training epoch after the first, divided by its number of steps."""
+
+    def __init__(self) -> None:
+        self.per_step: list[float] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start, self.step0 = time.perf_counter(), trainer.global_step
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch > 0:
+            self.per_step.append((time.perf_counter() - self.start) / (trainer.global_step - self.step0))
+
+
+def hand_loop(hidden: int, batch: int, epochs: int) -> float:
+    """Seconds per step of a plain PyTorch loop (the same work a Lightning step does: forward, backward, step)."""
+    pl.seed_everything(1234, verbose=False)
+    data = FlowMatchingData(target="gmm", dim=2, n_train=N_TRAIN, batch_size=batch)
+    data.setup()
+    model = VelocityMLP(2, hidden, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    loader = data.train_dataloader()
+    times = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        start, steps = time.perf_counter(), 0
+        for (x1,) in loader:
+            loss = cfm_loss(model, x1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+        if epoch > 0:
+            times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
+
+
+def framework_loop(hidden: int, batch: int, epochs: int, progress_bar: bool) -> float:
+    """Seconds per step of ``framework fit`` on the quick config with this size."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        cli = FrameworkCLI(
+            args=["--config", str(REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"), f"--run_dir={run_dir}",
+                  f"--model.init_args.hidden={hidden}", f"--data.init_args.batch_size={batch}",
+                  f"--data.init_args.n_train={N_TRAIN}", f"--trainer.max_epochs={epochs}",
+                  "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false",
+                  f"--trainer.enable_progress_bar={str(progress_bar).lower()}"],
+            run=False,
+        )  # fmt: skip
+        timer = StepTimer()
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, cli.datamodule)
+    return statistics.median(timer.per_step)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    print(f"torch {torch.__version__}, lightning {pl.__version__}, threads {torch.get_num_threads()}")
+    print(f"{'size':<8}{'hand ms/step':>14}{'fw ms/step':>12}{'ratio':>8}{'fw+bar ms':>11}{'ratio':>8}")
+    for name, size in SIZES.items():
+        hand, lean, full = [], [], []
+        for _ in range(args.repeats):  # interleaved, so machine noise hits all three alike
+            hand.append(hand_loop(size["hidden"], size["batch"], args.epochs))
+            lean.append(framework_loop(size["hidden"], size["batch"], args.epochs, progress_bar=False))
+            full.append(framework_loop(size["hidden"], size["batch"], args.epochs, progress_bar=True))
+        h, f, b = (statistics.median(x) * 1e3 for x in (hand, lean, full))
+        print(f"{name:<8}{h:>14.3f}{f:>12.3f}{f / h:>8.2f}{b:>11.3f}{b / h:>8.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
