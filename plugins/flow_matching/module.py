@@ -10,9 +10,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from framework.figures import log_figure
 from framework.metrics import energy_distance, mmd_rbf, sliced_w2, w2_empirical
 from framework.module import FrameworkModule, default_optimizer
+from plugins.flow_matching.analytic import GaussianMixture
 from plugins.flow_matching.cfm import cfm_loss
 from plugins.flow_matching.lipschitz import lipschitz_profile
-from plugins.flow_matching.analytic import GaussianMixture
 from plugins.flow_matching.samplers import SAMPLERS, euler_sample, heun_sample
 from plugins.flow_matching.velocity import VelocityMLP
 
