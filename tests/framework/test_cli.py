@@ -58,6 +58,13 @@ def test_csv_logger_is_one_flag_away_and_records_the_resolved_config(tmp_path):
     assert "lr-AdamW/decay" in (run_dir / "metrics.csv").read_text().splitlines()[0]
 
 
+def test_tensorboard_logger_writes_into_the_run_dir(tmp_path):
+    run_dir = tmp_path / "tb"
+    main(["fit", "--config", str(QUICK), *SHORT, "--trainer.logger=TensorBoardLogger", f"--run_dir={run_dir}"])
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_wandb_offline_is_the_default_logger(tmp_path):
     run_dir = tmp_path / "wb"
     env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
