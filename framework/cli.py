@@ -258,8 +258,10 @@ def print_summary(cli: FrameworkCLI, stage: str) -> None:
     lines = [f"\n== {stage} finished: {type(cli.model).__name__} ==", f"run dir:     {run_dir}"]
     for key, value in metrics.items():
         lines.append(f"  {key:<32} {value:.6g}")
-    if ckpt is not None and getattr(ckpt, "last_model_path", ""):
-        lines.append(f"checkpoint:  {ckpt.last_model_path}")
+    loaded = trainer.ckpt_path if stage != "fit" else None
+    written = getattr(ckpt, "last_model_path", "") if ckpt is not None else ""
+    if loaded or written:
+        lines.append(f"checkpoint:  {loaded or written}{' (loaded)' if loaded else ''}")
     figures = run_dir / "figures"
     if figures.is_dir():
         lines.append(f"figures:     {figures} ({len(list(figures.glob('*.png')))} png)")
