@@ -1,0 +1,350 @@
+"""Muon with an AdamW fallback in one optimizer: routing by name and shape, blockwise and regularized variants,
+and orthogonalization split across DDP ranks.
+
+Update of a routed matrix W with gradient G (per block, see below), step t:
+
+    momentum   m_t = beta m_{t-1} + (1 - beta) G        (momentum_style="ema", as torch.optim.Muon / Jordan)
+               m_t = beta m_{t-1} + G                   (momentum_style="heavy_ball", as Moonlight)
+    Nesterov   u_t = G + beta (m_t - G) for ema, G + beta m_t for heavy ball; u_t = m_t without Nesterov
+    direction  O_t = NS(u_t) | U V^T (svd) | u_t (u_t^T u_t + eps^2 I)^(-1/2) (regularized)
+    step       W <- W (1 - lr wd) - lr * scale(shape) * O_t        (decoupled weight decay on the unscaled lr)
+
+scale: ``original`` sqrt(max(1, rows/cols)) (torch.optim.Muon, Jordan), ``match_rms_adamw`` 0.2 sqrt(max(rows, cols))
+(Moonlight), ``spectral`` sqrt(rows/cols) (fan_out/fan_in; dion), ``none`` 1.
+
+The regularized map is not scale-invariant, so ``reg_eps`` refers to the momentum buffer *of the chosen convention*:
+at steady state a heavy-ball buffer is 1/(1 - beta) (= 20 at beta = 0.95) times an EMA buffer.
+
+Routing: 1-D parameters and parameters whose name matches an ``adamw_patterns`` regex (embeddings, output head)
+get AdamW; every other parameter with ndim >= 2 gets Muon. Shapes: 2-D as is; 3-D ``(E, out, in)`` is a stack of
+E blocks orthogonalized separately (blockwise Muon, e.g. MoE experts) unless ``blockwise=False`` (then flattened to
+``(E * out, in)``) or the name matches ``flatten_patterns`` (conv1d); >= 4-D (conv) is flattened to
+``(out, in * k...)``. ``split_sizes`` declares blocks along dim 0 of 2-D weights by name (fused QKV: ``{"qkv":
+[d, d, d]}``; per-head: ``{"q_proj": [head_dim] * n_heads}``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+
+from framework.optim.orthogonalize import NS_COEFFICIENTS, newton_schulz, polar_svd, regularized_polar
+
+DEFAULT_ADAMW_PATTERNS = (
+    r"embed",  # token / positional embeddings by name
+    r"(^|\.)(wte|wpe)(\.|$)",  # GPT-2 naming
+    r"(^|\.)pos(ition)?(_\w+)?(\.|$)",  # pos, position, pos_emb ...
+    r"lm_head",
+    r"(^|\.)head(\.|$)",
+    r"output_proj",
+)
+Orthogonalizer = Literal["newton_schulz", "svd", "regularized"]
+LrScale = Literal["original", "match_rms_adamw", "spectral", "none"]
+
+
+@dataclass(frozen=True)
+class MatrixView:
+    """How a Muon parameter is seen as a stack of matrices: reshape to ``(blocks, rows, cols)`` after splitting."""
+
+    splits: tuple[int, ...] | None  # sizes along dim 0 (2-D declared blocks), else None
+    matrix_shape: tuple[int, ...]  # shape after flattening: (rows, cols) or (blocks, rows, cols)
+
+    def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The (rows, cols) matrices of ``x``, as views when possible."""
+        x = x.reshape(self.matrix_shape)
+        if self.splits is not None:
+            return list(torch.split(x, list(self.splits), dim=0))
+        return list(x) if x.ndim == 3 else [x]
+
+    def assemble(self, blocks: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`blocks`: back to ``like``'s shape."""
+        if self.splits is not None:
+            whole = torch.cat(blocks, dim=0)
+        elif len(self.matrix_shape) == 3:
+            whole = torch.stack(blocks)
+        else:
+            whole = blocks[0]
+        return whole.reshape(like.shape)
+
+
+def _scale(rows: int, cols: int, mode: LrScale) -> float:
+    if mode == "original":
+        return math.sqrt(max(1.0, rows / cols))
+    if mode == "match_rms_adamw":
+        return 0.2 * math.sqrt(max(rows, cols))
+    if mode == "spectral":
+        return math.sqrt(rows / cols)
+    return 1.0
+
+
+class Muon(torch.optim.Optimizer):
+    """One optimizer: Muon for hidden matrices, AdamW for the rest (see the module docstring for the math).
+
+    Takes parameters, or param groups from :func:`framework.optim.named_param_groups` (whose ``param_names`` drive
+    the routing; plain parameters are routed by shape only). Each incoming group is split into a ``<name>/muon``
+    and a ``<name>/adamw`` group, so LR schedulers and ``LearningRateMonitor`` see both.
+
+    Args:
+        params: parameters or param groups.
+        lr: Muon learning rate (before ``lr_scale``).
+        momentum: beta.
+        nesterov: use the Nesterov direction.
+        momentum_style: ``ema`` or ``heavy_ball``.
+        weight_decay: decoupled weight decay of Muon params (multiplied by the unscaled lr).
+        orthogonalizer: ``newton_schulz`` (Muon), ``svd`` (exact polar), ``regularized`` (grad of the smoothed
+            nuclear norm with ``reg_eps``).
+        ns_steps, ns_coefficients, ns_eps: Newton-Schulz settings.
+        ns_dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``float32``, ``bfloat16`` or ``float64``.
+        reg_eps: eps of the regularized map (in the units of the momentum buffer).
+        lr_scale: ``original``, ``match_rms_adamw``, ``spectral`` or ``none``.
+        blockwise: orthogonalize each block of 3-D ``(E, out, in)`` params separately.
+        split_sizes: ``{name regex: sizes}`` declared blocks along dim 0 of 2-D weights.
+        adamw_patterns: name regexes routed to AdamW (default: embeddings and output heads); user-given patterns
+            must each match a parameter.
+        flatten_patterns: name regexes of 3-D params flattened instead of split into blocks (conv1d).
+        adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay: AdamW settings of the fallback.
+        distributed: split orthogonalization across ranks when a process group is initialized.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
+        lr: float = 0.02,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        momentum_style: Literal["ema", "heavy_ball"] = "ema",
+        weight_decay: float = 0.0,
+        orthogonalizer: Orthogonalizer = "newton_schulz",
+        ns_steps: int = 5,
+        ns_coefficients: Sequence[float] = NS_COEFFICIENTS,
+        ns_eps: float = 1e-7,
+        ns_dtype: Literal["auto", "float32", "bfloat16", "float64"] = "auto",
+        reg_eps: float = 0.1,
+        lr_scale: LrScale = "original",
+        blockwise: bool = True,
+        split_sizes: dict[str, list[int]] | None = None,
+        adamw_patterns: Sequence[str] | None = None,
+        flatten_patterns: Sequence[str] = (r"conv",),
+        adamw_lr: float = 3e-4,
+        adamw_betas: tuple[float, float] = (0.9, 0.95),
+        adamw_eps: float = 1e-10,
+        adamw_weight_decay: float = 0.0,
+        distributed: bool = True,
+    ) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"Muon momentum={momentum} must be in [0, 1).")
+        if orthogonalizer not in ("newton_schulz", "svd", "regularized"):
+            raise ValueError(f"Muon orthogonalizer={orthogonalizer!r}; choose newton_schulz, svd or regularized.")
+        if lr_scale not in ("original", "match_rms_adamw", "spectral", "none"):
+            raise ValueError(f"Muon lr_scale={lr_scale!r}; choose original, match_rms_adamw, spectral or none.")
+        if momentum_style not in ("ema", "heavy_ball"):
+            raise ValueError(f"Muon momentum_style={momentum_style!r}; choose ema or heavy_ball.")
+        self.user_patterns = adamw_patterns is not None
+        self.adamw_patterns = [re.compile(p) for p in (adamw_patterns or DEFAULT_ADAMW_PATTERNS)]
+        self.flatten_patterns = [re.compile(p) for p in flatten_patterns]
+        self.split_rules = [(re.compile(k), tuple(v)) for k, v in (split_sizes or {}).items()]
+        self.blockwise = blockwise
+        self.distributed = distributed
+        groups = self._route(params, lr, weight_decay, adamw_lr, adamw_weight_decay)
+        defaults = {
+            "lr": lr, "momentum": momentum, "nesterov": nesterov, "momentum_style": momentum_style,
+            "weight_decay": weight_decay, "orthogonalizer": orthogonalizer, "ns_steps": ns_steps,
+            "ns_coefficients": tuple(ns_coefficients), "ns_eps": ns_eps, "ns_dtype": ns_dtype, "reg_eps": reg_eps,
+            "lr_scale": lr_scale, "betas": tuple(adamw_betas), "eps": adamw_eps, "use_muon": False,
+        }  # fmt: skip
+        super().__init__(groups, defaults)
+        self.views: dict[torch.nn.Parameter, MatrixView] = {}
+        for group in self.param_groups:
+            for name, p in zip(group["param_names"], group["params"], strict=True):
+                if group["use_muon"]:
+                    self.views[p] = self._view(name, p)
+        self._init_state()
+
+    # -- routing ----------------------------------------------------------------------------------------------
+    def _route(
+        self, params: Iterable[Any], lr: float, weight_decay: float, adamw_lr: float, adamw_wd: float
+    ) -> list[dict[str, Any]]:
+        incoming = list(params)
+        if not incoming:
+            raise ValueError("Muon got an empty parameter list.")
+        if not isinstance(incoming[0], dict):
+            incoming = [{"params": incoming}]
+        matched: set[int] = set()
+        groups: list[dict[str, Any]] = []
+        for index, group in enumerate(incoming):
+            params_ = list(group["params"])
+            names = list(group.get("param_names") or [f"param{index}.{i}" for i in range(len(params_))])
+            split: dict[bool, dict[str, list]] = {True: {"params": [], "names": []}, False: {"params": [], "names": []}}
+            for name, p in zip(names, params_, strict=True):
+                self._check(name, p)
+                hits = [i for i, pat in enumerate(self.adamw_patterns) if pat.search(name)]
+                matched.update(hits)
+                use_muon = p.ndim >= 2 and not hits
+                split[use_muon]["params"].append(p)
+                split[use_muon]["names"].append(name)
+            base = {k: v for k, v in group.items() if k not in ("params", "param_names", "name")}
+            label = group.get("name", f"group{index}")
+            for use_muon, content in split.items():
+                if not content["params"]:
+                    continue
+                new = {**base, "params": content["params"], "param_names": content["names"], "use_muon": use_muon}
+                new["name"] = f"{label}/{'muon' if use_muon else 'adamw'}"
+                if use_muon:
+                    new.setdefault("lr", lr)
+                    new.setdefault("weight_decay", weight_decay)
+                else:
+                    new["lr"] = group.get("adamw_lr", adamw_lr)
+                    new.setdefault("weight_decay", adamw_wd)
+                groups.append(new)
+        unmatched = [self.adamw_patterns[i].pattern for i in range(len(self.adamw_patterns)) if i not in matched]
+        if self.user_patterns and unmatched:
+            example = [n for g in groups for n in g["param_names"]][:8]
+            raise ValueError(
+                f"Muon adamw_patterns {unmatched} matched no parameter name, so those tensors would get Muon "
+                f"updates. Parameter names look like {example}; fix the regexes (they are matched with re.search)."
+            )
+        return groups
+
+    @staticmethod
+    def _check(name: str, p: torch.Tensor) -> None:
+        if torch.is_complex(p):
+            raise ValueError(f"Muon: parameter {name!r} is complex ({p.dtype}); Muon and this AdamW are real-only. "
+                             "Optimize it with torch.optim.AdamW in a separate module or view it as real.")  # fmt: skip
+
+    def _view(self, name: str, p: torch.Tensor) -> MatrixView:
+        for pattern, sizes in self.split_rules:
+            if pattern.search(name):
+                if p.ndim != 2 or sum(sizes) != p.shape[0]:
+                    raise ValueError(
+                        f"Muon split_sizes for {name!r}: sizes {list(sizes)} must sum to dim 0 of a 2-D weight, got "
+                        f"shape {tuple(p.shape)}."
+                    )
+                return MatrixView(splits=sizes, matrix_shape=tuple(p.shape))
+        if p.ndim == 2:
+            return MatrixView(None, tuple(p.shape))
+        if p.ndim == 3 and self.blockwise and not any(pat.search(name) for pat in self.flatten_patterns):
+            return MatrixView(None, tuple(p.shape))
+        if p.ndim == 3 and not self.blockwise and not any(pat.search(name) for pat in self.flatten_patterns):
+            return MatrixView(None, (p.shape[0] * p.shape[1], p.shape[2]))
+        return MatrixView(None, (p.shape[0], p[0].numel()))
+
+    def _init_state(self) -> None:
+        """Create every state tensor now (not at first grad): identical keys on all ranks, resumable anywhere."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if state:
+                    continue
+                if group["use_muon"]:
+                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                else:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._init_state()
+
+    # -- step -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for name, p in zip(group["param_names"], group["params"], strict=True):
+                if p.grad is not None and p.grad.is_sparse:
+                    raise ValueError(f"Muon: parameter {name!r} has a sparse gradient; use dense gradients "
+                                     "(e.g. nn.Embedding(sparse=False)).")  # fmt: skip
+            if group["use_muon"]:
+                self._muon_group(group)
+            else:
+                self._adamw_group(group)
+        return loss
+
+    def _direction(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
+        grad = p.grad if p.grad is not None else torch.zeros_like(p)
+        buf = self.state[p]["momentum_buffer"]
+        beta = group["momentum"]
+        if group["momentum_style"] == "ema":
+            buf.lerp_(grad, 1 - beta)
+            return grad.lerp(buf, beta) if group["nesterov"] else buf
+        buf.mul_(beta).add_(grad)
+        return grad.add(buf, alpha=beta) if group["nesterov"] else buf
+
+    def _orthogonalize(self, group: dict[str, Any], stack: torch.Tensor) -> torch.Tensor:
+        kind = group["orthogonalizer"]
+        if kind == "svd":
+            return polar_svd(stack.double()).to(stack.dtype)
+        if kind == "regularized":
+            return regularized_polar(stack, group["reg_eps"])
+        dtype = group["ns_dtype"]
+        if dtype == "auto":
+            dtype = "bfloat16" if stack.is_cuda else "float32"
+        return newton_schulz(stack, group["ns_steps"], group["ns_coefficients"], group["ns_eps"], getattr(torch, dtype))
+
+    def _muon_group(self, group: dict[str, Any]) -> None:
+        by_shape: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+        params, blocks = group["params"], []
+        for i, p in enumerate(params):
+            blocks.append(self.views[p].blocks(self._direction(group, p)))
+            for j, block in enumerate(blocks[i]):
+                by_shape[tuple(block.shape)].append((i, j))
+        outputs: list[list[torch.Tensor | None]] = [[None] * len(b) for b in blocks]
+        for shape, where in by_shape.items():
+            stack = torch.stack([blocks[i][j] for i, j in where])
+            result = self._orthogonalize_split(group, stack)
+            scale = _scale(shape[0], shape[1], group["lr_scale"])
+            for k, (i, j) in enumerate(where):
+                outputs[i][j] = result[k] * scale
+        lr, wd = group["lr"], group["weight_decay"]
+        for i, p in enumerate(params):
+            update = self.views[p].assemble(outputs[i], p)
+            if wd:
+                p.mul_(1 - lr * wd)
+            p.add_(update.to(p.dtype), alpha=-lr)
+
+    def _orthogonalize_split(self, group: dict[str, Any], stack: torch.Tensor) -> torch.Tensor:
+        """Orthogonalize a (n, rows, cols) stack; under a process group each rank does n/world of it (padded to a
+        multiple of the world size) and the results are all-gathered, so every rank ends with identical bits."""
+        if not (self.distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return self._orthogonalize(group, stack)
+        world, rank = dist.get_world_size(), dist.get_rank()
+        n = stack.shape[0]
+        per_rank = -(-n // world)
+        padded = (
+            torch.cat([stack, stack.new_zeros(per_rank * world - n, *stack.shape[1:])])
+            if per_rank * world > n
+            else stack
+        )
+        mine = self._orthogonalize(group, padded[rank * per_rank : (rank + 1) * per_rank].contiguous())
+        gathered = torch.empty_like(padded)
+        dist.all_gather_into_tensor(gathered, mine.contiguous())
+        return gathered[:n]
+
+    def _adamw_group(self, group: dict[str, Any]) -> None:
+        """Decoupled AdamW (Loshchilov & Hutter 2019), same arithmetic as ``torch.optim.AdamW`` (single tensor)."""
+        beta1, beta2 = group["betas"]
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            state["step"] += 1
+            step = state["step"].item()
+            p.mul_(1 - lr * wd)
+            state["exp_avg"].lerp_(p.grad, 1 - beta1)
+            state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            bias1 = 1 - beta1**step
+            bias2_sqrt = math.sqrt(1 - beta2**step)
+            denom = (state["exp_avg_sq"].sqrt() / bias2_sqrt).add_(eps)
+            p.addcdiv_(state["exp_avg"], denom, value=-lr / bias1)

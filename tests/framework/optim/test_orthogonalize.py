@@ -1,0 +1,114 @@
+"""Orthogonalization maps: attractor band, invariances, batching, regularized map vs SVD and finite differences."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from framework.optim.orthogonalize import (
+    NS_ATTRACTOR_BAND,
+    kinetic_energy,
+    newton_schulz,
+    polar_svd,
+    regularized_polar,
+)
+
+GEN = torch.Generator().manual_seed(0)
+
+
+def rand(*shape: int, dtype=torch.float64) -> torch.Tensor:
+    return torch.randn(*shape, generator=GEN, dtype=dtype)
+
+
+def orthogonal(n: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(rand(n, n))
+    return q
+
+
+@pytest.mark.parametrize("shape", [(512, 128), (128, 512), (64, 64), (300, 17)])
+def test_newton_schulz_singular_values_in_the_attractor_band(shape):
+    """Each singular direction with s / ||G||_F >= 0.01 is mapped into the band [0.682, 1.134] by 5 steps (square
+    Gaussian matrices also have smaller s, which 5 steps do not lift: those are excluded, as documented)."""
+    g = rand(*shape)
+    u, s, vh = torch.linalg.svd(g, full_matrices=False)
+    mapped = torch.diagonal(u.T @ newton_schulz(g) @ vh.T)
+    resolved = s / g.norm() >= 0.01
+    assert resolved.sum() >= 0.9 * len(s)
+    lo, hi = NS_ATTRACTOR_BAND
+    assert mapped[resolved].min() >= lo - 1e-3 and mapped[resolved].max() <= hi + 1e-3
+
+
+def test_newton_schulz_is_diagonal_in_the_singular_basis_of_g():
+    g = rand(96, 40)
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    core = u.T @ newton_schulz(g) @ vh.T
+    off = core - torch.diag(torch.diagonal(core))
+    assert off.norm() / core.norm() < 1e-6
+
+
+def test_newton_schulz_is_close_to_but_not_the_polar_factor():
+    """Jordan's coefficients trade exactness for speed: ~0.2 relative error from U V^T (reference notes)."""
+    g = rand(512, 128)
+    rel = (newton_schulz(g) - polar_svd(g)).norm() / polar_svd(g).norm()
+    assert 0.1 < rel < 0.3
+
+
+def test_newton_schulz_invariances():
+    g = rand(40, 24)
+    torch.testing.assert_close(newton_schulz(3.7 * g), newton_schulz(g), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(newton_schulz(g.T), newton_schulz(g).T, rtol=1e-10, atol=1e-10)
+    q, r = orthogonal(40), orthogonal(24)
+    torch.testing.assert_close(newton_schulz(q @ g @ r), q @ newton_schulz(g) @ r, rtol=1e-9, atol=1e-9)
+
+
+def test_batched_equals_looped():
+    stack = rand(5, 3, 20, 12)
+    batched = newton_schulz(stack)
+    looped = torch.stack([torch.stack([newton_schulz(m) for m in row]) for row in stack])
+    torch.testing.assert_close(batched, looped, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(regularized_polar(stack, 0.3)[2, 1], regularized_polar(stack[2, 1], 0.3))
+
+
+def test_newton_schulz_matches_torch_muon_reference_kernel():
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    g = rand(48, 80, dtype=torch.float32)
+    ours = newton_schulz(g, dtype=torch.bfloat16)
+    theirs = _zeropower_via_newtonschulz(g, (3.4445, -4.7750, 2.0315), 5, 1e-7).float()
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-2)  # bf16 compute: ~1 ulp differences
+
+
+def test_per_step_coefficients():
+    g = rand(30, 20)
+    repeated = newton_schulz(g, steps=3, coefficients=(3.4445, -4.7750, 2.0315))
+    listed = newton_schulz(g, coefficients=[(3.4445, -4.7750, 2.0315)] * 3)
+    torch.testing.assert_close(repeated, listed)
+
+
+@pytest.mark.parametrize("shape", [(30, 12), (12, 30), (16, 16)])
+def test_regularized_map_equals_the_svd_form(shape):
+    p, eps = rand(*shape), 0.4
+    u, s, vh = torch.linalg.svd(p, full_matrices=False)
+    expected = u @ torch.diag(s / (s**2 + eps**2).sqrt()) @ vh
+    torch.testing.assert_close(regularized_polar(p, eps), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_regularized_map_is_the_gradient_of_the_kinetic_energy():
+    p, eps, h = rand(9, 6), 0.3, 1e-6
+    fd = torch.zeros_like(p)
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            e = torch.zeros_like(p)
+            e[i, j] = h
+            fd[i, j] = (kinetic_energy(p + e, eps) - kinetic_energy(p - e, eps)) / (2 * h)
+    torch.testing.assert_close(regularized_polar(p, eps), fd, rtol=1e-7, atol=1e-8)
+
+
+def test_regularized_map_limits_and_scale_dependence():
+    p = rand(20, 8)
+    torch.testing.assert_close(regularized_polar(p, 1e-7), polar_svd(p), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(1e6 * regularized_polar(p, 1e6), p, rtol=1e-5, atol=1e-5)
+    assert (regularized_polar(10 * p, 0.5) - regularized_polar(p, 0.5)).norm() > 1e-2  # NOT scale-invariant
+    assert kinetic_energy(torch.zeros(4, 3), 0.2) == 0
+    with pytest.raises(ValueError, match="eps > 0"):
+        regularized_polar(p, 0.0)
