@@ -3,7 +3,15 @@ to every run."""
 
 from framework.callbacks.checkpoint import AtomicModelCheckpoint
 from framework.callbacks.finite_loss import FiniteLossGuard, NonFiniteLossError
+from framework.callbacks.hamiltonian import HamiltonianMonitor
 from framework.callbacks.predictions import PredictionWriter
 from framework.callbacks.rng_state import RNGStateCallback
 
-__all__ = ["AtomicModelCheckpoint", "FiniteLossGuard", "NonFiniteLossError", "PredictionWriter", "RNGStateCallback"]
+__all__ = [
+    "AtomicModelCheckpoint",
+    "FiniteLossGuard",
+    "HamiltonianMonitor",
+    "NonFiniteLossError",
+    "PredictionWriter",
+    "RNGStateCallback",
+]
