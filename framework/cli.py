@@ -140,7 +140,7 @@ class FrameworkCLI(LightningCLI):
         loggers = cfg.trainer.logger if isinstance(cfg.trainer.logger, list) else [cfg.trainer.logger]
         for logger in loggers:
             if isinstance(logger, Namespace):
-                place_logger_in_run_dir(logger, self.run_dir)
+                place_logger_in_run_dir(logger, self.run_dir, self.subcommand or "fit")
         self.save_config_kwargs["config_filename"] = (
             "config.yaml" if self.subcommand in ("fit", None) else f"config_{self.subcommand}.yaml"
         )
@@ -198,10 +198,12 @@ def resolve_run_dir(explicit: str | None, name: str, resume_last: bool) -> Path:
     return base / f"version_{versions[-1][0] + 1 if versions else 0}"
 
 
-def place_logger_in_run_dir(logger: Namespace, run_dir: Path) -> None:
+def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = "fit") -> None:
     """Point a W&B / CSV / TensorBoard logger config at ``run_dir`` unless the user chose a place.
 
-    W&B gets a run id stored in the run dir, so a resumed fit continues the same W&B run.
+    W&B gets a run id stored in the run dir, so a resumed fit continues the same W&B run. CSV / TensorBoard write
+    ``fit`` logs to ``run_dir`` itself (a resumed fit appends) and other subcommands to ``run_dir/<subcommand>/``,
+    so a ``test`` never rewrites the training curves.
     """
     kind = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
     args = logger.get("init_args")
@@ -222,7 +224,7 @@ def place_logger_in_run_dir(logger: Namespace, run_dir: Path) -> None:
         if args.get("name") is None:
             args.name = ""
         if args.get("version") is None:
-            args.version = ""
+            args.version = "" if subcommand == "fit" else subcommand
 
 
 def wandb_run_id(run_dir: Path) -> str:

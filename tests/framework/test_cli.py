@@ -56,6 +56,10 @@ def test_csv_logger_is_one_flag_away_and_records_the_resolved_config(tmp_path):
     hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
     assert hparams["config"]["model"]["init_args"]["dim"] == 2
     assert "lr-AdamW/decay" in (run_dir / "metrics.csv").read_text().splitlines()[0]
+    main(["test", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={run_dir}",
+          "--ckpt_path=last", "--trainer.limit_test_batches=1"])  # fmt: skip
+    assert "val/loss" in (run_dir / "metrics.csv").read_text().splitlines()[0], "test must not clobber fit logs"
+    assert "test/loss" in (run_dir / "test" / "metrics.csv").read_text().splitlines()[0]
 
 
 def test_tensorboard_logger_writes_into_the_run_dir(tmp_path):
