@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_framework.py
+	$(BIN)/python scripts/bench_muon.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check framework plugins scripts tests examples

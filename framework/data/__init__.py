@@ -2,5 +2,6 @@
 
 from framework.data.files import require_file
 from framework.data.loaders import EpochSeededSampler, make_loader
+from framework.data.splits import TensorSplitsDataModule
 
-__all__ = ["EpochSeededSampler", "make_loader", "require_file"]
+__all__ = ["EpochSeededSampler", "TensorSplitsDataModule", "make_loader", "require_file"]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from framework.data import make_loader
+from framework.data import TensorSplitsDataModule, make_loader
 from plugins.flow_matching.analytic import GaussianMixture
 from plugins.flow_matching.targets import ANALYTIC_TARGETS, TARGETS, TOY_TARGETS, analytic_target, digits, toy_2d
 
 
-class FlowMatchingData(pl.LightningDataModule):
+class FlowMatchingData(TensorSplitsDataModule):
     """Samples x1 from a target; ``predict`` yields fixed N(0, I) noise to push through the sampler.
 
     Args:
@@ -39,7 +38,7 @@ class FlowMatchingData(pl.LightningDataModule):
         spread: float = 4.0,
         component_std: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed)
         if target not in TARGETS:
             raise ValueError(f"data.init_args.target={target!r} is unknown; choose one of {TARGETS}.")
         expected = {"digits": 64, **dict.fromkeys(TOY_TARGETS, 2)}.get(target)
@@ -52,10 +51,7 @@ class FlowMatchingData(pl.LightningDataModule):
         self.dim = dim
         self.sizes = (n_train, n_val, n_test)
         self.n_predict = n_predict
-        self.batch_size = batch_size
-        self.seed = seed
         self.gmm = {"n_components": n_components, "spread": spread, "component_std": component_std}
-        self.splits: dict[str, torch.Tensor] = {}
 
     @property
     def law(self) -> GaussianMixture | None:
@@ -72,7 +68,11 @@ class FlowMatchingData(pl.LightningDataModule):
             perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.seed))
             n_test = n_val = len(data) // 10
             data = data[perm]
-            self.splits = {"test": data[:n_test], "val": data[n_test : n_test + n_val], "train": data[n_test + n_val :]}
+            self.splits = {
+                "test": (data[:n_test],),
+                "val": (data[n_test : n_test + n_val],),
+                "train": (data[n_test + n_val :],),
+            }
             return
         total = sum(self.sizes)
         if self.target in TOY_TARGETS:
@@ -80,19 +80,11 @@ class FlowMatchingData(pl.LightningDataModule):
         else:
             data = self.law.sample(total, torch.Generator().manual_seed(self.seed)).float()
         n_train, n_val, _ = self.sizes
-        self.splits = {"train": data[:n_train], "val": data[n_train : n_train + n_val], "test": data[n_train + n_val :]}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return make_loader(TensorDataset(self.splits[split]), self.batch_size, shuffle=shuffle, seed=self.seed)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        self.splits = {
+            "train": (data[:n_train],),
+            "val": (data[n_train : n_train + n_val],),
+            "test": (data[n_train + n_val :],),
+        }
 
     def predict_dataloader(self) -> DataLoader:
         noise = torch.randn(self.n_predict, self.dim, generator=torch.Generator().manual_seed(self.seed + 1))

@@ -20,13 +20,13 @@ def test_every_target_builds_disjoint_seeded_splits(target):
     again = FlowMatchingData(target=target, dim=dim, n_train=300, n_val=50, n_test=60, seed=3)
     again.setup()
     for split in ("train", "val", "test"):
-        assert dm.splits[split].shape[1] == dim
-        assert torch.isfinite(dm.splits[split]).all()
-        torch.testing.assert_close(dm.splits[split], again.splits[split], rtol=0, atol=0)
+        assert dm.splits[split][0].shape[1] == dim
+        assert torch.isfinite(dm.splits[split][0]).all()
+        torch.testing.assert_close(dm.splits[split][0], again.splits[split][0], rtol=0, atol=0)
     if target != "digits":
-        assert [len(dm.splits[s]) for s in ("train", "val", "test")] == [300, 50, 60]
-    rows = {tuple(r.tolist()) for r in dm.splits["train"]}
-    assert not rows & {tuple(r.tolist()) for r in dm.splits["test"]}
+        assert [len(dm.splits[s][0]) for s in ("train", "val", "test")] == [300, 50, 60]
+    rows = {tuple(r.tolist()) for r in dm.splits["train"][0]}
+    assert not rows & {tuple(r.tolist()) for r in dm.splits["test"][0]}
 
 
 def test_bad_target_and_dim_name_the_field():
