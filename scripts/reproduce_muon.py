@@ -69,11 +69,12 @@ def main() -> None:
         finals = [r["curve"][-1][1] for r in runs]
         reach = [steps_to_reach(r["curve"], adamw_final) for r in runs]
         adamw_steps = runs[0]["curve"][-1][0]
-        speedup = [adamw_steps / s if s else float("nan") for s in reach]
+        speedup = [adamw_steps / s for s in reach if s]
         rows.append(
             f"| {config} | {statistics.median(finals):.4f} ({min(finals):.4f}-{max(finals):.4f}) | "
             f"{statistics.median(r['test_bpb'] for r in runs):.4f} | "
-            f"{', '.join(str(s) if s else '>end' for s in reach)} | {statistics.median(speedup):.2f} | "
+            f"{', '.join(str(s) if s else '>end' for s in reach)} | "
+            f"{'reference' if config == 'adamw' else f'{statistics.median(speedup):.2f}' if speedup else '-'} | "
             f"{statistics.median(r['sec_per_step'] for r in runs) * 1e3:.0f} |"
         )
         for i, r in enumerate(runs):

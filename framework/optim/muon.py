@@ -57,21 +57,11 @@ class MatrixView:
     matrix_shape: tuple[int, ...]  # shape after flattening: (rows, cols) or (blocks, rows, cols)
 
     def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The (rows, cols) matrices of ``x``, as views when possible."""
-        x = x.reshape(self.matrix_shape)
+        """The (rows, cols) matrices of ``x`` as views (``x`` must be contiguous: updates are written through them)."""
+        x = x.view(self.matrix_shape)
         if self.splits is not None:
             return list(torch.split(x, list(self.splits), dim=0))
         return list(x) if x.ndim == 3 else [x]
-
-    def assemble(self, blocks: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`blocks`: back to ``like``'s shape."""
-        if self.splits is not None:
-            whole = torch.cat(blocks, dim=0)
-        elif len(self.matrix_shape) == 3:
-            whole = torch.stack(blocks)
-        else:
-            whole = blocks[0]
-        return whole.reshape(like.shape)
 
 
 def _scale(rows: int, cols: int, mode: LrScale) -> float:
@@ -219,6 +209,11 @@ class Muon(torch.optim.Optimizer):
                              "Optimize it with torch.optim.AdamW in a separate module or view it as real.")  # fmt: skip
 
     def _view(self, name: str, p: torch.Tensor) -> MatrixView:
+        if not p.is_contiguous():
+            raise ValueError(
+                f"Muon: parameter {name!r} is not contiguous; updates are written through views of it. "
+                "Make it contiguous (nn.Parameter(t.contiguous())) before building the optimizer."
+            )
         for pattern, sizes in self.split_rules:
             if pattern.search(name):
                 if p.ndim != 2 or sum(sizes) != p.shape[0]:
@@ -281,37 +276,48 @@ class Muon(torch.optim.Optimizer):
         buf.mul_(beta).add_(grad)
         return grad.add(buf, alpha=beta) if group["nesterov"] else buf
 
+    @staticmethod
+    def _stack_dtype(group: dict[str, Any], param: torch.Tensor) -> torch.dtype:
+        """dtype the directions are stacked in: the Newton-Schulz compute dtype (so the cast happens in the copy
+        that builds the stack), or the parameter's dtype for the float64 exact maps."""
+        if group["orthogonalizer"] != "newton_schulz":
+            return param.dtype
+        if group["ns_dtype"] == "auto":
+            return torch.bfloat16 if param.is_cuda else torch.float32
+        return getattr(torch, group["ns_dtype"])
+
     def _orthogonalize(self, group: dict[str, Any], stack: torch.Tensor) -> torch.Tensor:
         kind = group["orthogonalizer"]
         if kind == "svd":
             return polar_svd(stack.double()).to(stack.dtype)
         if kind == "regularized":
             return regularized_polar(stack, group["reg_eps"])
-        dtype = group["ns_dtype"]
-        if dtype == "auto":
-            dtype = "bfloat16" if stack.is_cuda else "float32"
-        return newton_schulz(stack, group["ns_steps"], group["ns_coefficients"], group["ns_eps"], getattr(torch, dtype))
+        return newton_schulz(stack, group["ns_steps"], group["ns_coefficients"], group["ns_eps"])
 
     def _muon_group(self, group: dict[str, Any]) -> None:
-        by_shape: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-        params, blocks = group["params"], []
-        for i, p in enumerate(params):
-            blocks.append(self.views[p].blocks(self._direction(group, p)))
-            for j, block in enumerate(blocks[i]):
-                by_shape[tuple(block.shape)].append((i, j))
-        outputs: list[list[torch.Tensor | None]] = [[None] * len(b) for b in blocks]
-        for shape, where in by_shape.items():
-            stack = torch.stack([blocks[i][j] for i, j in where])
-            result = self._orthogonalize_split(group, stack)
-            scale = _scale(shape[0], shape[1], group["lr_scale"])
-            for k, (i, j) in enumerate(where):
-                outputs[i][j] = result[k] * scale
+        """Momentum per parameter; then, per matrix shape, one stack of all blocks of that shape is orthogonalized
+        (split across ranks under DDP) and each result is added straight into its block of the parameter."""
+        params = group["params"]
+        if not params:
+            return
         lr, wd = group["lr"], group["weight_decay"]
-        for i, p in enumerate(params):
-            update = self.views[p].assemble(outputs[i], p)
-            if wd:
-                p.mul_(1 - lr * wd)
-            p.add_(update.to(p.dtype), alpha=-lr)
+        directions = [self.views[p].blocks(self._direction(group, p)) for p in params]
+        targets = [self.views[p].blocks(p.data) for p in params]  # views into the parameters
+        by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
+        for i, blocks in enumerate(directions):
+            for j, block in enumerate(blocks):
+                by_shape[tuple(block.shape)].append((i, j))
+        if wd:
+            torch._foreach_mul_([p.data for p in params], 1 - lr * wd)
+        dtype = self._stack_dtype(group, params[0])
+        for shape, where in by_shape.items():
+            stack = torch.empty((len(where), *shape), dtype=dtype, device=params[0].device)
+            for k, (i, j) in enumerate(where):
+                stack[k].copy_(directions[i][j])
+            result = self._orthogonalize_split(group, stack)
+            alpha = -lr * _scale(shape[0], shape[1], group["lr_scale"])
+            for k, (i, j) in enumerate(where):
+                targets[i][j].add_(result[k], alpha=alpha)
 
     def _orthogonalize_split(self, group: dict[str, Any], stack: torch.Tensor) -> torch.Tensor:
         """Orthogonalize a (n, rows, cols) stack; under a process group each rank does n/world of it (padded to a

@@ -18,6 +18,9 @@ import torch
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 # Singular values of newton_schulz(G) land in this band after 5 steps when s / ||G||_F >= 0.01 (fp32/fp64).
 NS_ATTRACTOR_BAND = (0.682, 1.134)
+# On CPU, stacks of matrices at least this wide run as a loop of 2-D GEMMs (measured ~5% faster than batched bmm
+# at 768; batched wins by ~6x for many small matrices, where per-call overhead dominates).
+LOOP_ABOVE_ON_CPU = 256
 
 
 def _as_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Size]:
@@ -56,13 +59,24 @@ def newton_schulz(
     if tall:
         x = x.mT
     x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
-    for a, b, c in per_step:
-        gram = torch.bmm(x, x.mT)
-        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
-        x = torch.baddbmm(x, poly, x, beta=a, alpha=1.0)
+    if x.device.type == "cpu" and min(x.shape[-2:]) >= LOOP_ABOVE_ON_CPU:
+        x = torch.stack([_newton_schulz_2d(m, per_step) for m in x])  # big CPU matrices: 2-D GEMMs are ~5% faster
+    else:
+        for a, b, c in per_step:
+            gram = torch.bmm(x, x.mT)
+            poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+            x = torch.baddbmm(x, poly, x, beta=a, alpha=1.0)
     if tall:
         x = x.mT
     return x.reshape(shape).to(g.dtype)
+
+
+def _newton_schulz_2d(x: torch.Tensor, per_step: list[tuple[float, ...]]) -> torch.Tensor:
+    for a, b, c in per_step:
+        gram = x @ x.T
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.addmm(x, poly, x, beta=a, alpha=1.0)
+    return x
 
 
 def polar_svd(g: torch.Tensor) -> torch.Tensor:

@@ -112,3 +112,14 @@ def test_regularized_map_limits_and_scale_dependence():
     assert kinetic_energy(torch.zeros(4, 3), 0.2) == 0
     with pytest.raises(ValueError, match="eps > 0"):
         regularized_polar(p, 0.0)
+
+
+def test_cpu_loop_path_for_wide_matrices_equals_the_batched_formula():
+    from framework.optim.orthogonalize import LOOP_ABOVE_ON_CPU
+
+    g = rand(2, LOOP_ABOVE_ON_CPU + 40, LOOP_ABOVE_ON_CPU + 4)  # tall and wide enough for the 2-D loop
+    x = g.mT / g.norm(dim=(-2, -1), keepdim=True)
+    for _ in range(5):
+        gram = torch.bmm(x, x.mT)
+        x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=-4.7750, alpha=2.0315), x, beta=3.4445)
+    torch.testing.assert_close(newton_schulz(g), x.mT, rtol=1e-10, atol=1e-10)
