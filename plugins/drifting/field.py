@@ -56,10 +56,8 @@ def batch_field(
         return log_kernel(dist, kernel, ell)
 
     starts = range(0, len(x), chunk)
-    if chunk >= len(x):
-        col_lse = None
-    else:  # pass 1: log-sum-exp over all queries for every column
-        col_lse = torch.stack([logits(s).logsumexp(0) for s in starts]).logsumexp(0)
+    # pass 1 (chunked only): log-sum-exp over all queries for every column
+    col_lse = torch.stack([logits(s).logsumexp(0) for s in starts]).logsumexp(0) if chunk < len(x) else None
     out = []
     for s in starts:  # pass 2
         lg = logits(s)
