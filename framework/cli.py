@@ -119,7 +119,8 @@ class FrameworkCLI(LightningCLI):
         self.run_dir = resolve_run_dir(cfg.get("run_dir"), run_name(cfg), resume_last=ckpt_path == "last").absolute()
         cfg.run_dir = str(self.run_dir)
         if ckpt_path == "last":
-            ckpt_path = str(self.run_dir / "checkpoints" / "last.ckpt")
+            ckpt_dir = cfg.checkpoint.get("dirpath") if cfg.get("checkpoint") else None
+            ckpt_path = str(Path(ckpt_dir or self.run_dir / "checkpoints") / "last.ckpt")
             if not Path(ckpt_path).is_file():
                 raise CheckpointError(
                     f"ckpt_path='last': no {ckpt_path}. Nothing to resume in run dir {self.run_dir}; "

@@ -35,13 +35,16 @@ class FiniteLossGuard(Callback):
 
     @staticmethod
     def _check(trainer: pl.Trainer, loss: torch.Tensor) -> None:
-        if torch.isfinite(loss.detach()).all():
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        # every rank must stop together, or the others would wait forever in the gradient all-reduce
+        if not trainer.strategy.reduce_boolean_decision(bad, all=False):
             return
         ckpt = trainer.checkpoint_callback
         last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "") if ckpt else ""
         where = f"The last good checkpoint is {last}." if last else "No checkpoint had been written yet."
         raise NonFiniteLossError(
-            f"training loss is {loss.detach().flatten()[0].item()} at epoch {trainer.current_epoch}, "
+            f"training loss is not finite on at least one rank (here: {loss.detach().flatten()[0].item()}) at "
+            f"epoch {trainer.current_epoch}, "
             f"global step {trainer.global_step}; training stopped before the optimizer step. {where} "
             "Fix: lower the learning rate (--model.optimizer.init_args.lr), clip gradients "
             "(--trainer.gradient_clip_val 1.0), or check the data for NaNs."

@@ -15,8 +15,8 @@ class RNGStateCallback(Callback):
     """Checkpoint the Python, NumPy and torch (CPU and CUDA) generator states of this process.
 
     Lightning does not save RNG state by default; without it a run resumed from an epoch-boundary checkpoint draws
-    different training noise than the uninterrupted run. Under DDP each rank saves only rank 0's state
-    (the checkpoint is written by rank 0), which is fine because ``seed_everything`` seeds ranks alike.
+    different training noise than the uninterrupted run. The checkpoint holds rank 0's state and every rank restores
+    it (ranks are seeded alike by ``seed_everything``); CUDA: the current device's generator only.
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -28,7 +28,7 @@ class RNGStateCallback(Callback):
             "torch": torch.get_rng_state(),
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["torch_cuda"] = torch.cuda.get_rng_state_all()
+            state["torch_cuda"] = torch.cuda.get_rng_state()  # this process's current device only
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -37,7 +37,7 @@ class RNGStateCallback(Callback):
         np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
         torch.set_rng_state(state_dict["torch"])
         if "torch_cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["torch_cuda"])
+            torch.cuda.set_rng_state(state_dict["torch_cuda"])
 
 
 def _numpy_state() -> tuple:

@@ -1,4 +1,4 @@
-"""DataLoaders whose batch order depends only on (seed, epoch), so an interrupted run resumes exactly."""
+"""DataLoaders whose batch order depends only on (seed, epoch), so a run resumed at an epoch boundary is exact."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ class EpochSeededSampler(RandomSampler):
     """A random permutation drawn from ``Generator().manual_seed(seed + epoch)``.
 
     Lightning calls ``set_epoch`` at the start of every epoch, so the order of epoch ``e`` is the same whether the
-    run started at epoch 0 or resumed at ``e``. It subclasses ``RandomSampler`` so that Lightning recognises it as
-    shuffling and, under DDP, swaps in a ``DistributedSampler(shuffle=True)`` with the same seed.
+    run started at epoch 0 or resumed at ``e``: a run resumed from an epoch-boundary checkpoint is bit-identical.
+    A mid-epoch checkpoint (e.g. with ``val_check_interval < 1``) resumes with that epoch's order restarted
+    (Lightning warns that the loader is not resumable). It subclasses ``RandomSampler`` so that Lightning sees it
+    as shuffling and, under DDP, swaps in a ``DistributedSampler(shuffle=True)``, seeded by Lightning with the global
+    seed (``seed_everything``), not with ``seed``.
     """
 
     def __init__(self, data_source: Sized, seed: int) -> None:

@@ -66,3 +66,21 @@ def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...] | No
     term_x = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
     term_y = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return term_x + term_y - 2 * kxy.mean()
+
+
+def sample_distances(samples: torch.Tensor, data: torch.Tensor) -> dict[str, torch.Tensor]:
+    """W2 (exact assignment), sliced W2, energy distance and MMD^2 between two equal-size sample sets."""
+    return {
+        "w2": w2_empirical(samples, data),
+        "sliced_w2": sliced_w2(samples, data),
+        "energy": energy_distance(samples, data),
+        "mmd": mmd_rbf(samples, data),
+    }
+
+
+def moment_matched_gaussian(data: torch.Tensor, seed: int) -> torch.Tensor:
+    """len(data) draws from N(mean(data), cov(data)): the baseline a generative model must beat."""
+    mean = data.mean(0)
+    cov = torch.cov(data.T).reshape(data.shape[1], data.shape[1]) + 1e-6 * torch.eye(data.shape[1], device=data.device)
+    z = torch.randn(data.shape, generator=torch.Generator().manual_seed(seed)).to(data)
+    return mean + z @ torch.linalg.cholesky(cov).T

@@ -137,7 +137,8 @@ class Muon(torch.optim.Optimizer):
         if momentum_style not in ("ema", "heavy_ball"):
             raise ValueError(f"Muon momentum_style={momentum_style!r}; choose ema or heavy_ball.")
         self.user_patterns = adamw_patterns is not None
-        self.adamw_patterns = [re.compile(p) for p in (adamw_patterns or DEFAULT_ADAMW_PATTERNS)]
+        patterns = DEFAULT_ADAMW_PATTERNS if adamw_patterns is None else adamw_patterns
+        self.adamw_patterns = [re.compile(p) for p in patterns]
         self.flatten_patterns = [re.compile(p) for p in flatten_patterns]
         self.split_rules = [(re.compile(k), tuple(v)) for k, v in (split_sizes or {}).items()]
         self.blockwise = blockwise
@@ -267,7 +268,7 @@ class Muon(torch.optim.Optimizer):
         return loss
 
     def _direction(self, group: dict[str, Any], p: torch.Tensor) -> torch.Tensor:
-        grad = p.grad if p.grad is not None else torch.zeros_like(p)
+        grad = p.grad
         buf = self.state[p]["momentum_buffer"]
         beta = group["momentum"]
         if group["momentum_style"] == "ema":
@@ -297,7 +298,7 @@ class Muon(torch.optim.Optimizer):
     def _muon_group(self, group: dict[str, Any]) -> None:
         """Momentum per parameter; then, per matrix shape, one stack of all blocks of that shape is orthogonalized
         (split across ranks under DDP) and each result is added straight into its block of the parameter."""
-        params = group["params"]
+        params = [p for p in group["params"] if p.grad is not None]  # as torch.optim: no grad, no update
         if not params:
             return
         lr, wd = group["lr"], group["weight_decay"]

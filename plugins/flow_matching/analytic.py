@@ -133,6 +133,7 @@ def euler_w2_mixture_1d(
     u = 0.5 * (nodes + 1)
     node_w = 0.5 * node_w
     weights, means, stds = (np.asarray(a, dtype=np.float64) for a in (weights, means, stds))
+    weights = weights / weights.sum()
     target = GaussianMixture(
         torch.from_numpy(weights), torch.from_numpy(means)[:, None], torch.from_numpy(stds**2)[:, None, None]
     )

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from framework.figures import log_figure
-from framework.metrics import energy_distance, mmd_rbf, sliced_w2, w2_empirical
+from framework.metrics import moment_matched_gaussian, sample_distances, w2_empirical
 from framework.module import FrameworkModule, default_optimizer
 from plugins.flow_matching.analytic import GaussianMixture
 from plugins.flow_matching.cfm import cfm_loss
@@ -110,9 +110,9 @@ class FlowMatching(FrameworkModule):
         held_out = held_out[:n]
         noise = torch.randn(n, self.dim, generator=torch.Generator().manual_seed(EVAL_SEED)).to(held_out)
         samples = self.sample(noise)
-        for key, value in distances(samples, held_out).items():
+        for key, value in sample_distances(samples, held_out).items():
             self.log(f"test/{key}", value)
-        for key, value in distances(moment_matched_gaussian(held_out, EVAL_SEED + 1), held_out).items():
+        for key, value in sample_distances(moment_matched_gaussian(held_out, EVAL_SEED + 1), held_out).items():
             self.log(f"test/{key}_gaussian_baseline", value)
         reference = heun_sample(self.velocity, noise, REFERENCE_STEPS).detach()
         w2_curve, euler_error = [], []
@@ -170,16 +170,6 @@ class FlowMatching(FrameworkModule):
             log_figure(self.trainer, "samples", fig)
 
 
-def distances(samples: torch.Tensor, data: torch.Tensor) -> dict[str, torch.Tensor]:
-    """W2 (exact assignment), sliced W2, energy distance and MMD^2 between two equal-size sample sets."""
-    return {
-        "w2": w2_empirical(samples, data),
-        "sliced_w2": sliced_w2(samples, data),
-        "energy": energy_distance(samples, data),
-        "mmd": mmd_rbf(samples, data),
-    }
-
-
 @torch.no_grad()
 def velocity_relative_mse(velocity: torch.nn.Module, law: GaussianMixture, seed: int, n: int = 4096) -> torch.Tensor:
     """E ||v_theta(x_t, t) - u_t(x_t)||^2 / E ||u_t(x_t)||^2 with t ~ U[0, 1], x_t = (1 - t) x0 + t x1, x1 ~ law."""
@@ -192,11 +182,3 @@ def velocity_relative_mse(velocity: torch.nn.Module, law: GaussianMixture, seed:
     device = next(velocity.parameters()).device
     learned = velocity(xt.float().to(device), t.float().to(device)).double().cpu()
     return (learned - exact).pow(2).sum(1).mean() / exact.pow(2).sum(1).mean()
-
-
-def moment_matched_gaussian(data: torch.Tensor, seed: int) -> torch.Tensor:
-    """len(data) draws from N(mean(data), cov(data)): the baseline a generative model must beat."""
-    mean = data.mean(0)
-    cov = torch.cov(data.T).reshape(data.shape[1], data.shape[1]) + 1e-6 * torch.eye(data.shape[1], device=data.device)
-    z = torch.randn(data.shape, generator=torch.Generator().manual_seed(seed)).to(data)
-    return mean + z @ torch.linalg.cholesky(cov).T

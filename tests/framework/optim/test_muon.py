@@ -215,3 +215,21 @@ def test_distributed_split_gives_identical_ranks_equal_to_single_process():
     for key in single:
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0)
         torch.testing.assert_close(rank0[key], single[key], rtol=0, atol=0)
+
+
+def test_parameters_without_gradient_are_not_updated():
+    w, frozen = nn.Parameter(torch.randn(6, 4)), nn.Parameter(torch.randn(5, 3))
+    opt = Muon([{"params": [w, frozen], "param_names": ["w", "frozen"]}], lr=0.1, weight_decay=0.1)
+    w.grad, frozen.grad = torch.randn(6, 4), torch.randn(5, 3)
+    opt.step()
+    before = frozen.detach().clone()
+    frozen.grad = None
+    w.grad = torch.randn(6, 4)
+    opt.step()
+    torch.testing.assert_close(frozen.detach(), before, rtol=0, atol=0)
+
+
+def test_empty_adamw_patterns_route_by_shape_only():
+    net = TinyGPT()
+    r = routes(Muon(named_param_groups(net), adamw_patterns=[]))
+    assert r["embed.weight"] and r["lm_head.weight"] and not r["norm.weight"]

@@ -150,3 +150,9 @@ def test_velocity_takes_per_sample_times():
     t = torch.linspace(0.05, 0.95, 6, dtype=torch.float64)
     rowwise = torch.cat([law.velocity(x[i : i + 1], t[i]) for i in range(6)])
     torch.testing.assert_close(law.velocity(x, t), rowwise, rtol=1e-14, atol=1e-14)
+
+
+def test_mixture_w2_normalises_the_weights():
+    assert euler_w2_mixture_1d([3.0, 7.0], [-2.0, 1.5], [0.5, 0.8], 8) == pytest.approx(
+        euler_w2_mixture_1d(n_steps=8, **MIXTURE), rel=1e-12
+    )
