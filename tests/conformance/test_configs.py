@@ -24,11 +24,14 @@ def test_every_plugin_ships_a_quick_config():
 @pytest.mark.parametrize("config", CONFIGS, ids=_id)
 @pytest.mark.parametrize("check", list(CHECKS))
 def test_conformance(check, config, tmp_path):
-    CHECKS[check](config, tmp_path)
+    """Each check_* function raises AssertionError (with the reason) when the config does not conform."""
+    check_fn = CHECKS[check]
+    check_fn(config, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem == "quick"], ids=_id)
 @pytest.mark.parametrize("check", list(QUICK_ONLY_CHECKS))
 def test_conformance_quick(check, config, tmp_path):
-    QUICK_ONLY_CHECKS[check](config, tmp_path)
+    check_fn = QUICK_ONLY_CHECKS[check]
+    check_fn(config, tmp_path)
