@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -46,10 +47,7 @@ class ConfigSaver(SaveConfigCallback):
     record it in every logger (W&B run config, CSV/TensorBoard hparams)."""
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
-        resolved = self.parser.dump(self.config, skip_none=False, format="yaml")
-        import yaml
-
-        config = yaml.safe_load(resolved)
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": config})
 
@@ -60,7 +58,8 @@ class FrameworkCLI(LightningCLI):
     Defaults: seed 1234 (``--seed_everything`` overrides), offline ``WandbLogger`` (``--trainer.logger CSVLogger``
     or ``TensorBoardLogger`` to switch), ``LearningRateMonitor``, an atomic ``ModelCheckpoint(save_last=True)``
     (``--checkpoint.*``), a NaN/inf loss guard, RNG state in checkpoints, checkpoints loaded with
-    ``weights_only=True``. Optimizers are injected into the model (``--model.optimizer``), not auto-configured.
+    ``weights_only=True``. Optimizers are injected into the model (``--model.init_args.optimizer``), not
+    auto-configured.
     """
 
     run_dir: Path
