@@ -92,7 +92,7 @@ def normalized_drift_loss(
             v = batch_field(xd / scale, y_pos / scale, xd / scale, kernel, tau, neg_is_x=True, chunk_size=chunk_size)
             v = v * scale
             raw.append(v.pow(2).sum(1).mean())
-            total += v / v.pow(2).sum(1).mean().sqrt().clamp_min(1e-12)
+            total += v / raw[-1].sqrt().clamp_min(1e-12)
     loss = (x - (xd + total)).pow(2).sum(1).mean()
     return loss, torch.stack(raw).mean()
 
