@@ -1,0 +1,71 @@
+"""Advantages for the policy-gradient surrogates: reward-to-go, GAE(lambda), and a linear feature baseline fitted
+leave-one-trajectory-out, so that trajectory n's baseline does not depend on trajectory n (the gradient estimate
+stays unbiased)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from plugins.meta_rl.rollout import Trajectories
+
+Baseline = Literal["none", "linear"]
+
+
+def discounted_cumsum(x: torch.Tensor, discount: float) -> torch.Tensor:
+    """y_t = sum_{t' >= t} discount^(t' - t) x_t' along the last axis (reverse recursion)."""
+    out = torch.zeros_like(x)
+    running = torch.zeros_like(x[..., 0])
+    for t in reversed(range(x.shape[-1])):
+        running = x[..., t] + discount * running
+        out[..., t] = running
+    return out
+
+
+def linear_features(batch: Trajectories) -> torch.Tensor:
+    """ProMP/rllab ``LinearFeatureBaseline`` features [s, s^2, t/100, (t/100)^2, (t/100)^3, 1]: ``(T, N, H, F)``."""
+    obs = batch.obs
+    t = (torch.arange(batch.horizon, dtype=obs.dtype) / 100.0).expand(*obs.shape[:2], -1).unsqueeze(-1)
+    return torch.cat([obs, obs**2, t, t**2, t**3, torch.ones_like(t)], dim=-1) * batch.mask.unsqueeze(-1)
+
+
+def leave_one_out_baseline(batch: Trajectories, returns: torch.Tensor, ridge: float = 1e-5) -> torch.Tensor:
+    """b_{n,t} = phi_{n,t} . w_{-n}, with w_{-n} the ridge least-squares fit of the returns-to-go of the other
+    N - 1 trajectories of the same task: w_{-n} = (G - G_n + ridge I)^{-1} (c - c_n), G_n = sum_t phi phi^T,
+    c_n = sum_t phi R. ``returns``: ``(T, N, H)``; output ``(T, N, H)``."""
+    phi = linear_features(batch)
+    gram_n = torch.einsum("tnhf,tnhg->tnfg", phi, phi)
+    cross_n = torch.einsum("tnhf,tnh->tnf", phi, returns)
+    eye = ridge * torch.eye(phi.shape[-1], dtype=phi.dtype)
+    w = torch.linalg.solve(gram_n.sum(1, keepdim=True) - gram_n + eye, cross_n.sum(1, keepdim=True) - cross_n)
+    return torch.einsum("tnhf,tnf->tnh", phi, w)
+
+
+def compute_advantages(
+    batch: Trajectories, gamma: float, gae_lambda: float = 1.0, baseline: Baseline = "none", normalize: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advantages A ``(T, N, H)`` and their per-task scale sigma ``(T,)`` (1 unless ``normalize``).
+
+    ``none``: A_t = sum_{t' >= t} gamma^(t'-t) r_t'. ``linear``: GAE (Schulman et al. 2016, Eq. 16)
+    A_t = sum_k (gamma lambda)^k delta_{t+k}, delta_t = r_t + gamma b_{t+1} - b_t, with the leave-one-out linear
+    baseline b fitted to the returns-to-go. ``normalize``: A <- (A - mean) / sigma per task (ProMP/MAML practice;
+    this makes the inner gradient a biased estimate of grad J, see README).
+    """
+    if baseline not in ("none", "linear"):
+        raise ValueError(f"model.init_args.baseline={baseline!r} is unknown; choose 'none' or 'linear'.")
+    rtg = discounted_cumsum(batch.rewards, gamma) * batch.mask
+    if baseline == "none":
+        adv = rtg
+    else:
+        values = leave_one_out_baseline(batch, rtg) * batch.mask
+        next_values = torch.cat([values[..., 1:], torch.zeros_like(values[..., :1])], -1)
+        adv = discounted_cumsum(batch.rewards + gamma * next_values - values, gamma * gae_lambda) * batch.mask
+    scale = torch.ones(adv.shape[0], dtype=adv.dtype)
+    if normalize:
+        count = batch.mask.sum((1, 2))
+        mean = adv.sum((1, 2)) / count
+        var = ((adv - mean[:, None, None]) ** 2 * batch.mask).sum((1, 2)) / count
+        scale = var.sqrt() + 1e-8
+        adv = (adv - mean[:, None, None]) / scale[:, None, None] * batch.mask
+    return adv.detach(), scale.detach()

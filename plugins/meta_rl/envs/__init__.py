@@ -1,0 +1,48 @@
+"""Meta-RL task families: gymnasium envs (API, reference) and batched tensor envs (speed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from plugins.meta_rl.envs.bandit import BanditEnv, TensorBandit
+from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv, draw_noise
+from plugins.meta_rl.envs.point import PointNavEnv, TensorPointNav
+from plugins.meta_rl.envs.tabular_mdp import TabularMDPEnv, TensorTabularMDP
+from plugins.meta_rl.envs.vector import GymVectorTaskEnv
+
+ENVS = ("bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir")
+
+
+def make_env(name: str, **kwargs: Any) -> TensorTaskEnv:
+    """The batched env of task family ``name`` (one of :data:`ENVS`); ``kwargs`` go to its constructor
+    (``horizon``, ``n_arms``, ``n_states``, ``n_actions``, ``reward_std``)."""
+    if name == "bandit":
+        return TensorBandit(**kwargs)
+    if name == "tabular_mdp":
+        return TensorTabularMDP(**kwargs)
+    if name == "point":
+        return TensorPointNav(**kwargs)
+    if name in ("cheetah_vel", "cheetah_dir"):
+        from plugins.meta_rl.envs.cheetah import CheetahTasks, HalfCheetahTaskEnv, require_mujoco
+
+        require_mujoco()
+        kind = name.split("_")[1]
+        return GymVectorTaskEnv(lambda: HalfCheetahTaskEnv(kind), CheetahTasks(kind, **kwargs))
+    raise ValueError(f"model.init_args.env={name!r} is unknown; choose one of {ENVS}.")
+
+
+def make_gym_env(name: str, **kwargs: Any) -> gym.Env:
+    """The gymnasium env of ``name`` (bandit, tabular_mdp, point) wrapped in ``TimeLimit(horizon)``."""
+    horizon = kwargs.pop("horizon", {"bandit": 1, "tabular_mdp": 10, "point": 100}.get(name, 1))
+    env = {"bandit": BanditEnv, "tabular_mdp": TabularMDPEnv, "point": PointNavEnv}.get(name)
+    if env is None:
+        raise ValueError(f"env={name!r} has no gymnasium version here; choose bandit, tabular_mdp or point.")
+    return gym.wrappers.TimeLimit(env(**kwargs), max_episode_steps=horizon)
+
+
+__all__ = [
+    "ENVS", "BanditEnv", "GymVectorTaskEnv", "PointNavEnv", "TabularMDPEnv", "Tasks", "TensorBandit",
+    "TensorPointNav", "TensorTabularMDP", "TensorTaskEnv", "draw_noise", "make_env", "make_gym_env",
+]  # fmt: skip
