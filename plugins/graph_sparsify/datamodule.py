@@ -1,0 +1,173 @@
+"""A node-classification graph G, its sparsifier H and the measured eps; batches are node indices (full-graph
+propagation, loss on the batch's nodes)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from framework.data import TensorSplitsDataModule
+from framework.graph import (
+    EpsCertificate,
+    Sparsified,
+    effective_resistance_sparsify,
+    knn_prune,
+    resistances,
+    spectral_eps,
+    uniform_sparsify,
+)
+from plugins.graph_sparsify import datasets
+
+DATASETS = ("sbm", "rgg", "digits", "fashion_mnist", "cora", "paul15")
+SPARSIFIERS = ("effective_resistance", "uniform", "knn_prune", "none")
+
+
+def edges(a: sp.csr_array) -> tuple[torch.Tensor, torch.Tensor]:
+    """(edge_index (2, nnz) int64, edge_weight (nnz,) float32) listing both directions of every edge."""
+    coo = a.tocoo()
+    return torch.as_tensor(np.stack([coo.row, coo.col]), dtype=torch.long), torch.as_tensor(coo.data).float()
+
+
+class GraphSparsifyData(TensorSplitsDataModule):
+    """Graph G from ``dataset``, sparsifier H by ``sparsifier``, seeded train/val/test node split.
+
+    After ``setup``: ``self.graph`` = {x (n, d), y (n,), dense_index, dense_weight, sparse_index, sparse_weight},
+    ``self.certificate`` (measured eps of H vs G), ``self.sparsified`` and splits of node indices.
+
+    Args:
+        dataset: ``sbm`` | ``rgg`` | ``digits`` (kNN over sklearn digits) | ``fashion_mnist`` | ``cora`` |
+            ``paul15`` (the last three from local files under ``root`` / at ``path``).
+        sparsifier: ``effective_resistance`` (Spielman-Srivastava) | ``uniform`` (same edge budget as
+            effective_resistance would keep, or ``keep_fraction``) | ``knn_prune`` (``prune_k``) | ``none`` (H = G).
+        eps: target eps, q = oversampling n ln n / eps^2. Overridden by ``keep_fraction`` (the edge budget; q by
+            bisection so that the expected number of distinct edges matches) and then by ``samples_factor``
+            (q = samples_factor n ln n), in that order of precedence.
+        scheme: effective-resistance sampling ``replacement`` (SS08: q draws) or ``independent`` (each edge kept
+            with probability min(1, q p_e)); see :func:`framework.graph.effective_resistance_sparsify`.
+        resistance: ``exact`` | ``approx`` (JL with ``jl_k`` solves) | ``auto``.
+        num_nodes, num_blocks, p_in, p_out, feature_dim, feature_noise: SBM (``num_blocks`` = classes for rgg).
+        radius: rgg connection radius. knn_k: kNN graphs. pca_dim: FashionMNIST / Paul15 features.
+        root: directory of FashionMNIST IDX files or of ``Cora/raw``; path: Paul15 ``.h5ad``.
+        train_fraction, val_fraction: seeded random node split (rest = test).
+        batch_size: nodes per step. seed: graph, sparsifier and split.
+    """
+
+    def __init__(
+        self,
+        dataset: Literal["sbm", "rgg", "digits", "fashion_mnist", "cora", "paul15"] = "sbm",
+        sparsifier: Literal["effective_resistance", "uniform", "knn_prune", "none"] = "effective_resistance",
+        eps: float = 0.5,
+        keep_fraction: float | None = None,
+        samples_factor: float | None = None,
+        oversampling: float = 4.0,
+        scheme: Literal["replacement", "independent"] = "replacement",
+        resistance: Literal["exact", "approx", "auto"] = "auto",
+        jl_k: int = 64,
+        prune_k: int = 10,
+        num_nodes: int = 400,
+        num_blocks: int = 4,
+        p_in: float = 0.3,
+        p_out: float = 0.02,
+        feature_dim: int = 16,
+        feature_noise: float = 2.0,
+        radius: float = 0.1,
+        knn_k: int = 30,
+        pca_dim: int = 50,
+        root: str = "data",
+        path: str = "data/paul15.h5ad",
+        train_fraction: float = 0.6,
+        val_fraction: float = 0.2,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, seed)
+        if dataset not in DATASETS:
+            raise ValueError(f"data.init_args.dataset={dataset!r} is unknown; choose one of {DATASETS}.")
+        if sparsifier not in SPARSIFIERS:
+            raise ValueError(f"data.init_args.sparsifier={sparsifier!r} is unknown; choose one of {SPARSIFIERS}.")
+        if keep_fraction is not None and not 0 < keep_fraction <= 1:
+            raise ValueError(f"data.init_args.keep_fraction={keep_fraction} must be in (0, 1].")
+        if not (train_fraction > 0 and val_fraction > 0 and train_fraction + val_fraction < 1):
+            raise ValueError(f"train_fraction={train_fraction}, val_fraction={val_fraction}: need both > 0, sum < 1.")
+        self.save_hyperparameters()
+        self.graph: dict[str, torch.Tensor] = {}
+        self.certificate: EpsCertificate | None = None
+        self.sparsified: Sparsified | None = None
+
+    def build(self) -> datasets.NodeGraph:
+        """G with features and labels, from the configured dataset."""
+        hp = self.hparams
+        if hp.dataset == "sbm":
+            return datasets.sbm(
+                hp.num_nodes, hp.num_blocks, hp.p_in, hp.p_out, hp.feature_dim, hp.feature_noise, hp.seed
+            )
+        if hp.dataset == "rgg":
+            return datasets.random_geometric(hp.num_nodes, hp.radius, hp.num_blocks, hp.feature_dim, hp.seed)
+        if hp.dataset == "digits":
+            return datasets.digits_knn(hp.knn_k)
+        if hp.dataset == "fashion_mnist":
+            return datasets.fashion_mnist_knn(hp.root, hp.num_nodes, hp.knn_k, hp.pca_dim, hp.seed)
+        if hp.dataset == "cora":
+            return datasets.cora(hp.root)
+        return datasets.paul15_knn(hp.path, hp.knn_k, hp.pca_dim)
+
+    def sparsify(self, a: sp.csr_array) -> Sparsified:
+        """H from G's adjacency by the configured sparsifier (budgets as documented in the class)."""
+        hp = self.hparams
+        if hp.sparsifier == "none":
+            return Sparsified(a, a, 0, a.nnz // 2, 1.0)
+        if hp.sparsifier == "knn_prune":
+            return knn_prune(a, hp.prune_k)
+        m = a.nnz // 2
+        budget = None if hp.keep_fraction is None else max(1, round(hp.keep_fraction * m))
+        if hp.sparsifier == "uniform" and budget is not None:
+            return uniform_sparsify(a, budget, hp.seed)
+        r = resistances(a, hp.resistance, hp.jl_k, hp.seed)
+        n = a.shape[0]
+        kwargs: dict[str, float | int] = {"eps": hp.eps}
+        if budget is not None:
+            kwargs = {"budget": budget}
+        elif hp.samples_factor is not None:
+            kwargs = {"q": int(np.ceil(hp.samples_factor * n * np.log(n)))}
+        er = effective_resistance_sparsify(
+            a, seed=hp.seed, oversampling=hp.oversampling, r=r, scheme=hp.scheme, **kwargs
+        )
+        return er if hp.sparsifier == "effective_resistance" else uniform_sparsify(a, er.kept_edges, hp.seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.graph, self.sparsified, self.certificate = _prepare(self, tuple(sorted(self.hparams.items())))
+        n = len(self.graph["y"])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.seed))
+        n_train, n_val = int(self.hparams.train_fraction * n), int(self.hparams.val_fraction * n)
+        self.splits = {
+            "train": (order[:n_train],),
+            "val": (order[n_train : n_train + n_val],),
+            "test": (order[n_train + n_val :],),
+        }
+
+
+_CACHE: dict[tuple, tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate]] = {}
+
+
+def _prepare(dm: GraphSparsifyData, key: tuple) -> tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate]:
+    """Build G, H and the certificate once per process and configuration (fit, test and predict of one config, as
+    in the conformance suite, reuse them; the tensors are never modified in place). Keeps the last 2 entries."""
+    if key not in _CACHE:
+        g = dm.build()
+        sparsified = dm.sparsify(g.adjacency)
+        certificate = spectral_eps(g.adjacency, sparsified.adjacency, seed=dm.hparams.seed)
+        dense_index, dense_weight = edges(g.adjacency)
+        sparse_index, sparse_weight = edges(sparsified.adjacency)
+        graph = {
+            "x": g.x, "y": g.y, "dense_index": dense_index, "dense_weight": dense_weight,
+            "sparse_index": sparse_index, "sparse_weight": sparse_weight,
+        }  # fmt: skip
+        while len(_CACHE) >= 2:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (graph, sparsified, certificate)
+    return _CACHE[key]

@@ -1,0 +1,132 @@
+"""Graph datasets: simulators, local-file loaders on small generated files, clear missing-file errors, splits and
+sparsifier budgets of the DataModule."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from framework.graph import components
+from plugins.graph_sparsify import GraphSparsifyData, datasets
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_sbm_block_densities_match_probabilities():
+    g = datasets.sbm(400, 4, 0.3, 0.02, 8, 1.0, seed=0)
+    a = g.adjacency.toarray()
+    same = g.y.numpy()[:, None] == g.y.numpy()[None]
+    np.fill_diagonal(same, False)
+    assert a[same].mean() == pytest.approx(0.3, abs=0.02)
+    assert a[g.y.numpy()[:, None] != g.y.numpy()[None]].mean() == pytest.approx(0.02, abs=0.005)
+    assert (a == a.T).all() and np.diag(a).sum() == 0
+
+
+def test_random_geometric_graph_edges_respect_the_radius():
+    g = datasets.random_geometric(300, 0.15, 4, 8, seed=1)
+    w = g.adjacency.data
+    assert np.all(w > np.exp(-1.0)) and np.all(w <= 1.0)  # d < radius  <=>  exp(-d^2 / r^2) > e^-1
+    assert set(g.y.tolist()) == {0, 1, 2, 3}
+
+
+def test_idx_round_trip_and_fashion_mnist_loader(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (80, 28, 28)), rng.integers(0, 10, 80)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "train-images-idx3-ubyte.gz"), images)
+    g = datasets.fashion_mnist_knn(str(tmp_path), num_nodes=50, k=5, pca_dim=10, seed=0)
+    assert g.x.shape == (50, 10) and g.adjacency.shape == (50, 50)
+    assert set(g.y.tolist()) <= set(labels.tolist())
+
+
+def test_missing_files_name_the_file_and_the_place(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        datasets.fashion_mnist_knn(str(tmp_path), 10, 3, 5, 0)
+    with pytest.raises(FileNotFoundError, match=r"ind\.cora\.x.*kimiyoung/planetoid"):
+        datasets.cora(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="paul15"):
+        GraphSparsifyData(dataset="paul15", path=str(tmp_path / "paul15.h5ad")).setup()
+
+
+def write_planetoid(raw, n_labelled: int = 20, n_all: int = 530, n_test: int = 20, dim: int = 16) -> None:
+    """A tiny Planetoid 'cora' in the raw format (pickled CSR features, one-hot labels, adjacency dict)."""
+    rng = np.random.default_rng(0)
+    raw.mkdir(parents=True)
+    onehot = lambda n: np.eye(7)[rng.integers(0, 7, n)]  # noqa: E731
+    objects = {
+        "x": sp.csr_matrix(rng.random((n_labelled, dim))), "tx": sp.csr_matrix(rng.random((n_test, dim))),
+        "allx": sp.csr_matrix(rng.random((n_all, dim))), "y": onehot(n_labelled), "ty": onehot(n_test),
+        "ally": onehot(n_all),
+    }  # fmt: skip
+    n = n_all + n_test
+    edges = rng.integers(0, n, (3 * n, 2))
+    graph = {i: [] for i in range(n)}
+    for u, v in edges:
+        if u != v:
+            graph[int(u)].append(int(v))
+    objects["graph"] = graph
+    for name, obj in objects.items():
+        with open(raw / f"ind.cora.{name}", "wb") as f:
+            pickle.dump(obj, f)
+    (raw / "ind.cora.test.index").write_text("\n".join(str(i) for i in rng.permutation(range(n_all, n))))
+
+
+def test_cora_loader_reads_planetoid_raw_files(tmp_path):
+    write_planetoid(tmp_path / "Cora" / "raw")
+    g = datasets.cora(str(tmp_path))
+    assert g.x.shape == (550, 16) and g.adjacency.shape == (550, 550)
+    assert np.all(g.adjacency.data == 1.0) and (g.adjacency != g.adjacency.T).nnz == 0
+
+
+def test_paul15_h5ad_loader(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "paul15.h5ad"
+    with h5py.File(path, "w") as f:
+        f["X"] = rng.poisson(2.0, (60, 30)).astype(np.float32)
+        clusters = f.create_group("obs").create_group("paul15_clusters")
+        clusters["categories"] = np.array([b"1Ery", b"7MEP", b"14Mo"])
+        clusters["codes"] = rng.integers(0, 3, 60).astype(np.int8)
+    g = datasets.paul15_knn(str(path), k=5, pca_dim=8)
+    assert g.x.shape == (60, 8) and set(g.y.tolist()) <= {0, 1, 2}
+    with pytest.raises(ValueError, match="label_key"):
+        datasets.paul15_knn(str(path), k=5, pca_dim=8, label_key="louvain")
+
+
+def test_datamodule_splits_and_equal_budgets():
+    er = GraphSparsifyData(dataset="rgg", num_nodes=500, radius=0.15, sparsifier="effective_resistance",
+                           samples_factor=1.0)  # fmt: skip
+    er.setup()
+    splits = [set(er.splits[s][0].tolist()) for s in ("train", "val", "test")]
+    assert sum(map(len, splits)) == 500 and not (splits[0] & splits[1] or splits[0] & splits[2])
+    assert 0 < er.sparsified.kept_fraction < 0.8 and er.certificate.eps > 0
+    uni = GraphSparsifyData(dataset="rgg", num_nodes=500, radius=0.15, sparsifier="uniform", samples_factor=1.0)
+    uni.setup()
+    assert uni.sparsified.kept_edges == er.sparsified.kept_edges
+    assert components(uni.sparsified.adjacency)[0] >= components(er.sparsified.adjacency)[0]
+
+
+def test_datamodule_rejects_unknown_names():
+    with pytest.raises(ValueError, match="dataset='cifar'"):
+        GraphSparsifyData(dataset="cifar")
+    with pytest.raises(ValueError, match="sparsifier='random'"):
+        GraphSparsifyData(sparsifier="random")
+
+
+def test_knn_prune_sparsifier_keeps_each_nodes_heaviest_edges():
+    dm = GraphSparsifyData(dataset="rgg", num_nodes=300, radius=0.2, sparsifier="knn_prune", prune_k=3)
+    dm.setup()
+    h = dm.sparsified.adjacency
+    degree_h = np.diff(h.indptr)
+    assert np.all(degree_h >= 3) and dm.sparsified.kept_fraction < 0.5
+    assert dm.certificate.lambda_max <= 1 + 1e-9  # H is a subgraph with unchanged weights: L_H <= L
