@@ -1,0 +1,11 @@
+"""Residual gap-aware transformer for 24-month CDR-SB change from ADNI-style histories, with LME, GRU-D and
+STraTS baselines, participant-level splits, a real ADNIMERGE/TADPOLE loader and a schema-identical simulator.
+
+Paper: Tong, Wang, Wang & Ni, "Forecasting Medium-Horizon Alzheimer's Disease Progression: Residual Gap-Aware
+Transformers for 24-Month CDR-SB Change from ADNI Clinical and Biomarker Histories" (arXiv 2605.16319). README.md.
+"""
+
+from plugins.gap_transformer.datamodule import ADNICohort
+from plugins.gap_transformer.module import GRUD, GapAwareTransformer, LMEReference, STraTS
+
+__all__ = ["ADNICohort", "GRUD", "GapAwareTransformer", "LMEReference", "STraTS"]

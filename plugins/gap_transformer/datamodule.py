@@ -1,0 +1,127 @@
+"""The cohort DataModule: load or simulate, build anchors, split by participant, fit the LME on the training fold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from framework.data import TensorSplitsDataModule, grouped_split
+from plugins.gap_transformer.anchors import Anchors, build_anchors
+from plugins.gap_transformer.lme import LMEFit, select_lme
+from plugins.gap_transformer.loader import load_adni_csv
+from plugins.gap_transformer.schema import FEATURES, clean_cohort
+from plugins.gap_transformer.synthetic import simulate_cohort
+
+FIELDS = ("values", "mask", "times", "visit_valid", "static", "y_ref", "y")
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Everything ``setup`` derives: tensors per split (in ``FIELDS`` order), the anchors, the row indices of each
+    split and the LME selected on the training fold."""
+
+    splits: dict[str, tuple[torch.Tensor, ...]]
+    anchors: Anchors
+    index: dict[str, np.ndarray]
+    lme: LMEFit
+
+
+def _zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (x - mean) / np.where(std > 0, std, 1.0)
+
+
+@lru_cache(maxsize=4)
+def prepare_cohort(
+    source: str, path: str | None, n_participants: int, cohort_seed: int, split_seed: int, val_fraction: float,
+    test_fraction: float, max_visits: int, lme_candidates: tuple[str, ...], lme_forced: tuple[str, ...],
+    lme_prediction: str,
+) -> Cohort:  # fmt: skip
+    """Deterministic in its arguments (cached per process: every rank, resume and check sees the same cohort).
+
+    Measures are z-scored with the training fold's visit-level means/SDs (unobserved -> 0 with mask 0), static
+    covariates with the training anchors'; ``y_ref`` is the LME prediction (population, or the causal BLUP)."""
+    raw = simulate_cohort(n_participants, cohort_seed) if source == "synthetic" else None
+    clean = clean_cohort(raw, "synthetic cohort") if raw is not None else load_adni_csv(path)
+    anchors = build_anchors(clean, max_visits)
+    index = grouped_split(anchors.rid, val_fraction, test_fraction, split_seed)
+    train_rows = clean[clean["RID"].isin(np.unique(anchors.rid[index["train"]]))]
+    mean = train_rows[list(FEATURES)].mean().to_numpy(float)
+    std = train_rows[list(FEATURES)].std().fillna(1.0).to_numpy(float)
+    static = anchors.static[index["train"]]
+    s_mean, s_std = np.nanmean(static, 0), np.nanstd(static, 0)
+    table = anchors.covariates()
+    train = index["train"]
+    lme = select_lme(table.iloc[train], anchors.y[train], anchors.rid[train], lme_candidates, lme_forced)
+    if lme_prediction == "blup":
+        y_ref = lme.predict_blup(table, anchors.y, anchors.rid, anchors.years, anchors.label_years)
+    else:
+        y_ref = lme.predict(table)
+    observed = ~np.isnan(anchors.values)
+    values = np.where(observed, _zscore(anchors.values, mean, std), 0.0)
+    static_z = np.nan_to_num(_zscore(anchors.static, s_mean, s_std))
+    tensors = (values, observed, anchors.times, anchors.visit_valid, static_z, y_ref, anchors.y)
+    splits = {}
+    for name, rows in index.items():
+        splits[name] = tuple(
+            torch.as_tensor(t[rows], dtype=torch.bool if k == 3 else torch.float32) for k, t in enumerate(tensors)
+        )
+    return Cohort(splits=splits, anchors=anchors, index=index, lme=lme)
+
+
+class ADNICohort(TensorSplitsDataModule):
+    """Anchors of an ADNI-style cohort, participant-level train / val / test, with the LME reference prediction.
+
+    Batches are tuples in ``FIELDS`` order: values (B, V, F) z-scored (0 = unobserved), mask (B, V, F),
+    times (B, V) years relative to the anchor (<= 0), visit_valid (B, V) bool, static (B, 4), y_ref (B,), y (B,).
+
+    Args:
+        source: ``synthetic`` (the built-in simulator, default) or ``csv`` (a local ADNIMERGE / TADPOLE file).
+        path: the CSV for ``source: csv``.
+        n_participants, cohort_seed: simulator size and seed.
+        split_seed: participant-level split seed (the paper's repeated evaluation uses 0-4).
+        val_fraction, test_fraction: fractions of participants.
+        max_visits: history visits kept per anchor (the most recent).
+        lme_candidates, lme_forced: covariates searched by BIC / always included (anchor columns: the FEATURES,
+            AGE, MALE, PTEDUCAT, APOE4, YEARS).
+        lme_prediction: ``population`` (fixed effects; every test participant is unseen) or ``blup`` (adds the
+            shrunken mean residual of the participant's earlier anchors whose outcome is already observed).
+        batch_size, seed: loader batch size and shuffling seed.
+    """
+
+    def __init__(
+        self, source: Literal["synthetic", "csv"] = "synthetic", path: str | None = None, n_participants: int = 858,
+        cohort_seed: int = 0, split_seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2,
+        max_visits: int = 10,
+        lme_candidates: tuple[str, ...] = ("MMSE", "ADAS13", "FAQ", "AGE", "APOE4", "Hippocampus", "YEARS"),
+        lme_forced: tuple[str, ...] = ("CDRSB",), lme_prediction: Literal["population", "blup"] = "population",
+        batch_size: int = 64, seed: int = 0,
+    ) -> None:  # fmt: skip
+        super().__init__(batch_size, seed)
+        if source not in ("synthetic", "csv"):
+            raise ValueError(f"data.init_args.source={source!r} is unknown; use 'synthetic' or 'csv'.")
+        if source == "csv" and not path:
+            raise ValueError("data.init_args.source='csv' needs data.init_args.path=/path/to/ADNIMERGE.csv.")
+        if lme_prediction not in ("population", "blup"):
+            raise ValueError(f"data.init_args.lme_prediction={lme_prediction!r}; use 'population' or 'blup'.")
+        self.save_hyperparameters()
+        self.args = (source, path, n_participants, cohort_seed, split_seed, val_fraction, test_fraction, max_visits,
+                     tuple(lme_candidates), tuple(lme_forced), lme_prediction)  # fmt: skip
+        self.cohort: Cohort | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.cohort = prepare_cohort(*self.args)
+        self.splits = dict(self.cohort.splits)
+        report = self.cohort.anchors.report
+        rank_zero_info(
+            f"ADNICohort: {report['participants']} participants, {report['anchors']} anchors "
+            f"({', '.join(f'{k} {len(v)}' for k, v in self.cohort.index.items())}); without a usable anchor: "
+            f"{len(report['no_mci_visit'])} never MCI with CDR-SB, {len(report['no_visit_in_window'])} without a "
+            f"CDR-SB visit 18-30 months after an MCI visit. LME covariates {self.cohort.lme.covariates}."
+        )

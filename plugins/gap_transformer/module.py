@@ -1,0 +1,169 @@
+"""Thin LightningModules: one base (loss, metrics, figure) and one subclass per compared model.
+
+Every model predicts y_hat = y_ref + f(history) when ``residual`` (f trained on the residual y - y_ref, with y_ref
+the LME prediction of the DataModule), else y_hat = f(history). The loss is MSE(y_hat, y), which for a residual
+model equals MSE(f, y - y_ref).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, PearsonCorrCoef
+
+from framework.figures import log_figure
+from framework.module import FrameworkModule, default_optimizer
+from plugins.gap_transformer.grud import GRUDNet
+from plugins.gap_transformer.networks import GapAwareTransformerNet, STraTSNet
+from plugins.gap_transformer.schema import FEATURES, STATIC
+
+N_VARIABLES, N_STATIC = len(FEATURES), len(STATIC)
+
+
+def _metrics(prefix: str) -> MetricCollection:
+    return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "pearson": PearsonCorrCoef()},
+                            prefix=prefix)  # fmt: skip
+
+
+class CDRSBForecaster(FrameworkModule):
+    """Base: ``self.net`` maps (values, mask, times, visit_valid, static) -> (B,). Logs ``train/loss``,
+    ``val/{mse,mae,pearson}``, ``test/{mse,mae,pearson}``, the LME's ``test/lme_{mse,mae,pearson}``,
+    ``test/mse_reduction_vs_lme`` = (MSE_LME - MSE) / MSE_LME and ``test/pearson_gain_vs_lme`` = (r - r_LME) / |r_LME|
+    (all accumulated over the whole split), and a predicted-vs-observed figure at test."""
+
+    net: nn.Module
+
+    def __init__(self, residual: bool, optimizer: OptimizerCallable, lr_scheduler: LRSchedulerCallable | None) -> None:
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
+        self.residual = residual
+        self.val_metrics, self.test_metrics, self.lme_metrics = (
+            _metrics("val/"),
+            _metrics("test/"),
+            _metrics("test/lme_"),
+        )
+        self._test_points: list[torch.Tensor] = []
+
+    def forward(self, batch: list[torch.Tensor]) -> torch.Tensor:
+        """y_hat (B,) from a batch in ``FIELDS`` order."""
+        values, mask, times, visit_valid, static, y_ref, _ = batch
+        out = self.net(values, mask, times, visit_valid, static)
+        return y_ref + out if self.residual else out
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = F.mse_loss(self(batch), batch[-1])
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self.val_metrics.update(self(batch), batch[-1])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._test_points = []
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        pred = self(batch)
+        self.test_metrics.update(pred, batch[-1])
+        self.lme_metrics.update(batch[-2], batch[-1])
+        self._test_points.append(torch.stack([batch[-1], pred, batch[-2]], 1).detach().cpu())
+
+    def on_test_epoch_end(self) -> None:
+        model, lme = self.test_metrics.compute(), self.lme_metrics.compute()
+        self.log_dict({**model, **lme})
+        self.log("test/mse_reduction_vs_lme", (lme["test/lme_mse"] - model["test/mse"]) / lme["test/lme_mse"])
+        gain = (model["test/pearson"] - lme["test/lme_pearson"]) / lme["test/lme_pearson"].abs()
+        self.log("test/pearson_gain_vs_lme", gain)
+        self.test_metrics.reset()
+        self.lme_metrics.reset()
+        self._figure(torch.cat(self._test_points))
+
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self(batch)
+
+    def _figure(self, points: torch.Tensor) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(points[:, 0], points[:, 2], s=6, alpha=0.4, label="LME")
+        ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.4, label=type(self).__name__)
+        lo, hi = float(points.min()), float(points.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set(xlabel="observed 24-month CDR-SB change", ylabel="predicted")
+        ax.legend(markerscale=2)
+        log_figure(self.trainer, "test/predicted_vs_observed", fig)
+
+
+class LMEReference(CDRSBForecaster):
+    """The LME alone: y_hat = y_ref exactly. It holds one dummy parameter that enters the output multiplied by 0
+    (zero gradient, so it never moves under SGD / Adam / AdamW) only so that the LME runs through the same
+    trainer, optimizer, checkpoints and DDP as the other models (DDP refuses a module without trainable
+    parameters). A trainable offset would not stay at 0: the GLS fixed effects of a random-intercept model do not
+    make the mean row residual 0."""
+
+    def __init__(self, optimizer: OptimizerCallable = default_optimizer,
+                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+        super().__init__(True, optimizer, lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def net(self, values: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return (0.0 * self.unused).expand(len(values))
+
+
+class GapAwareTransformer(CDRSBForecaster):
+    """The paper's residual gap-aware transformer (see ``GapAwareTransformerNet``); ``residual`` defaults to True.
+
+    Args:
+        d_model, n_heads, n_layers, dropout: transformer size.
+        residual: learn y - y_ref (True, the paper's design) or y itself.
+    """
+
+    def __init__(self, d_model: int = 32, n_heads: int = 4, n_layers: int = 2, dropout: float = 0.1,
+                 residual: bool = True, optimizer: OptimizerCallable = default_optimizer,
+                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+        super().__init__(residual, optimizer, lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.net = GapAwareTransformerNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout)
+
+
+class GRUD(CDRSBForecaster):
+    """GRU-D baseline with a regression head (see ``GRUDNet``); by default predicts y directly (``residual``)."""
+
+    def __init__(self, hidden: int = 64, dropout: float = 0.2, residual: bool = False,
+                 optimizer: OptimizerCallable = default_optimizer,
+                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+        super().__init__(residual, optimizer, lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.net = GRUDNet(N_VARIABLES, N_STATIC, hidden, dropout)
+
+
+class STraTS(CDRSBForecaster):
+    """STraTS baseline with a regression head (see ``STraTSNet``). With ``pretrain_epochs`` = k > 0 the first k
+    epochs minimise only the self-supervised forecasting loss sum w (f - x)^2 / sum w (pretraining), later epochs
+    the regression MSE (fine-tuning); the phase depends only on the epoch, so resume is exact."""
+
+    def __init__(self, d_model: int = 32, n_heads: int = 4, n_layers: int = 2, dropout: float = 0.2,
+                 pretrain_epochs: int = 0, residual: bool = False, optimizer: OptimizerCallable = default_optimizer,
+                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+        super().__init__(residual, optimizer, lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.pretrain_epochs = pretrain_epochs
+        self.net = STraTSNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout)
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.current_epoch >= self.pretrain_epochs:
+            return super().training_step(batch, batch_idx)
+        values, mask, times, _, static, _, _ = batch
+        prediction, target, weight = self.net.forecast(values, mask, times, static)
+        loss = (weight * (prediction - target) ** 2).sum() / weight.sum().clamp(min=1.0)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/forecast_loss", loss)
+        return loss
