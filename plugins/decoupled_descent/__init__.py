@@ -1,0 +1,11 @@
+"""Decoupled descent: full-batch training whose train error on Onsager-corrected ("decoupled") preactivations tracks
+the test error, with its state evolution (this project's reconstruction; the paper's update rule is not public).
+
+Paper: Max Lovig, "Decoupled Descent: Exact Test Error Tracking Via Approximate Message Passing" (arXiv 2604.27883).
+The reusable algorithm lives in :mod:`framework.optim.decoupled_descent`. See README.md.
+"""
+
+from plugins.decoupled_descent.datamodule import DecoupledDescentData
+from plugins.decoupled_descent.module import DecoupledDescentClassifier
+
+__all__ = ["DecoupledDescentClassifier", "DecoupledDescentData"]

@@ -1,0 +1,185 @@
+"""A thin LightningModule: full-batch decoupled descent (or the GD baseline) with manual optimization, logging raw
+train error, corrected train error, test error and the state-evolution prediction at every step."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MeanMetric
+
+from framework.figures import log_figure
+from framework.module import FrameworkModule
+from framework.optim.decoupled_descent import OnsagerMemory, sgd_coefficients
+from plugins.decoupled_descent.net import Activation, ReadoutNetwork, classification_error
+from plugins.decoupled_descent.state_evolution import state_evolution
+from plugins.decoupled_descent.step import full_batch_step
+
+SE_SEED = 4242
+MAX_SE_STEPS = 2000
+
+
+def default_sgd(params: object) -> torch.optim.Optimizer:
+    """SGD(lr=0.5, weight_decay=0.05): the step size and ridge of the reference configuration."""
+    return torch.optim.SGD(params, lr=0.5, weight_decay=0.05)
+
+
+class DecoupledDescentClassifier(FrameworkModule):
+    """f(x) = sum_k s_k sigma(x . w_k / sqrt(d)) trained full-batch on sum_i l(P_i, y_i) by ``optimizer`` (SGD).
+
+    ``method="dd"``: P = A - Delta M with the Onsager memory M (:mod:`framework.optim.decoupled_descent`);
+    ``method="gd"``: P = A (plain gradient descent, the baseline). Logged per step: ``train/loss`` (mean l(P, y)),
+    ``train/raw_loss``, ``train/raw_error`` (from A), ``train/corrected_error`` (from P), ``train/se_error`` (state
+    evolution, Gaussian-mixture GLM with W^0 = 0 and DD only); per epoch (= per step, full batch) ``val/error``,
+    ``val/loss`` on fresh data; at test ``test/error``, ``test/loss``. At the end of fit a figure of the four curves.
+
+    Args:
+        n_features: d (must equal the data's).
+        width, activation, readout, init_scale: the network (:class:`ReadoutNetwork`).
+        method: ``dd`` or ``gd``.
+        onsager_noise_var: Delta of the correction; None takes the data module's ``noise_var`` (known or estimated).
+        se_particles: Monte-Carlo particles of the state evolution.
+        optimizer: ``torch.optim.SGD`` (momentum with dampening = damping); the lr is for the summed loss.
+    """
+
+    def __init__(
+        self,
+        n_features: int = 1000,
+        width: int = 1,
+        activation: Activation = "linear",
+        readout: list[float] | None = None,
+        init_scale: float = 0.0,
+        method: Literal["dd", "gd"] = "dd",
+        onsager_noise_var: float | None = None,
+        se_particles: int = 100_000,
+        optimizer: OptimizerCallable = default_sgd,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        if method not in ("dd", "gd"):
+            raise ValueError(f"model.init_args.method={method!r} is unknown; choose 'dd' or 'gd'.")
+        self.automatic_optimization = False
+        self.net = ReadoutNetwork(n_features, width, activation, readout, init_scale)
+        self.memory = OnsagerMemory(width, onsager_noise_var or 1.0) if method == "dd" else None
+        self.se_particles = se_particles
+        self.se: dict[str, torch.Tensor] | None = None
+        self.history: dict[str, dict[int, float]] = {
+            k: {} for k in ("raw_error", "corrected_error", "test_error", "se_error")
+        }
+        self.metrics = torch.nn.ModuleDict(
+            {f"{s}_{k}": MeanMetric() for s in ("val", "test") for k in ("error", "loss")}
+        )
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule
+        for attr in ("n_features", "n_train", "noise_var"):
+            if not hasattr(data, attr):
+                raise ValueError(
+                    f"DecoupledDescentClassifier needs a data module with {attr!r} (DecoupledDescentData)."
+                )
+        if data.n_features != self.net.n_features:
+            raise ValueError(
+                f"model.init_args.n_features={self.net.n_features} but the data has {data.n_features} features; "
+                f"set model.init_args.n_features: {data.n_features}."
+            )
+        if self.memory is not None:
+            self.memory.noise_var = self.hparams.onsager_noise_var or data.noise_var
+            if stage == "fit":
+                self.memory.allocate(data.n_train)
+
+    def on_fit_start(self) -> None:
+        data, hp = self.trainer.datamodule, self.hparams
+        steps = self.trainer.estimated_stepping_batches
+        glm = hp.width == 1 and hp.activation == "linear" and hp.init_scale == 0 and hp.method == "dd"
+        if getattr(data, "snr", None) is None or not glm or self.lr_schedulers() is not None or math.isinf(steps):
+            return
+        sgd = sgd_coefficients(self.optimizers())
+        self.se = state_evolution(
+            int(min(steps, MAX_SE_STEPS)), data.snr, self.memory.noise_var, data.n_train / hp.n_features,
+            particles=self.se_particles, seed=SE_SEED, **sgd,
+        )  # fmt: skip
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenate ``tensor`` (b, ...) over ranks (identity on one process)."""
+        if self.trainer.world_size == 1:
+            return tensor
+        return self.all_gather(tensor).reshape(-1, *tensor.shape[1:])
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y, index = batch
+        t = self.global_step
+        stats = full_batch_step(
+            self.net, self.optimizers(), x, y, index, self.memory, self.manual_backward, self._gather,
+            self.trainer.world_size,
+        )  # fmt: skip
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        for key, value in stats.items():
+            self.log(f"train/{key}", value, prog_bar=key == "corrected_error")
+        self.history["raw_error"][t] = stats["raw_error"].item()
+        self.history["corrected_error"][t] = stats["corrected_error"].item()
+        if self.se is not None and t < len(self.se["test_error"]):
+            self.history["se_error"][t] = self.se["test_error"][t].item()
+            self.log("train/se_error", self.history["se_error"][t])
+        return stats["loss"]
+
+    def _eval_step(self, stage: str, batch: list[torch.Tensor]) -> None:
+        x, y, _ = batch
+        p = self.net.preactivations(x)
+        self.metrics[f"{stage}_error"].update(classification_error(self.net.score(p), y))
+        self.metrics[f"{stage}_loss"].update(self.net.loss(p, y))
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def _eval_end(self, stage: str) -> float:
+        values = {k: self.metrics[f"{stage}_{k}"].compute() for k in ("error", "loss")}
+        for key, value in values.items():
+            self.log(f"{stage}/{key}", value)
+            self.metrics[f"{stage}_{key}"].reset()
+        return values["error"].item()
+
+    def on_validation_epoch_end(self) -> None:
+        self.history["test_error"][self.global_step] = self._eval_end("val")  # error of W^{global_step}
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.net(batch[0])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["decoupled_descent_history"] = self.history  # so a resumed run's figure has the whole curve
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = checkpoint.get("decoupled_descent_history", self.history)
+
+    def on_train_end(self) -> None:
+        if self.trainer.is_global_zero and self.history["raw_error"]:
+            self._figure()
+
+    def _figure(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5.5, 3.5))
+        labels = {"raw_error": "raw train (A)", "corrected_error": "corrected train (P)",
+                  "test_error": "test (fresh data)", "se_error": "state evolution"}  # fmt: skip
+        for key, label in labels.items():
+            if self.history[key] and not (key == "corrected_error" and self.memory is None):
+                steps = sorted(self.history[key])
+                ax.plot(
+                    steps, [self.history[key][s] for s in steps], label=label, ls="--" if key == "se_error" else "-"
+                )
+        ax.set(xlabel="step t", ylabel="0-1 error", title=f"{self.hparams.method.upper()}: error of W^t")
+        ax.legend()
+        log_figure(self.trainer, "errors", fig)

@@ -1,0 +1,86 @@
+"""Real images as binary tasks: scikit-learn digits (built in), MNIST idx files and CIFAR-10 python batches (local
+files only), additive pixel noise, frozen random features for probing, and the noise-variance estimate.
+
+Labels: y = +1 if the class is in ``positive_classes`` else -1. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from framework.data import require_file
+from framework.data.toys import digits
+
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+CIFAR_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def sklearn_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 8x8 digits in [-1, 1] (1797, 64) and their classes (1797,)."""
+    from sklearn.datasets import load_digits
+
+    return digits().double(), torch.as_tensor(load_digits().target)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An idx file (optionally .gz) as a uint8 array with its stored shape."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _find(directory: Path, name: str, what: str, how: str) -> Path:
+    gz = directory / f"{name}.gz"
+    return gz if gz.is_file() else require_file(directory / name, what, how)
+
+
+def mnist(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST's 60,000 training images in [0, 1] (60000, 784) and classes, from idx files in ``directory``."""
+    how = "download train-images-idx3-ubyte and train-labels-idx1-ubyte (.gz allowed) from the MNIST site yourself"
+    images, labels = (_read_idx(_find(Path(directory), name, f"MNIST {name}", how)) for name in MNIST_FILES)
+    return torch.as_tensor(images.reshape(len(images), -1) / 255.0), torch.as_tensor(labels.astype(np.int64))
+
+
+def cifar10(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10's 50,000 training images in [0, 1] (50000, 3072) and classes, from the python batches in
+    ``directory`` (the extracted ``cifar-10-batches-py``)."""
+    how = "download and extract cifar-10-python.tar.gz (cifar-10-batches-py/) yourself"
+    xs, ys = [], []
+    for name in CIFAR_BATCHES:
+        with open(require_file(Path(directory) / name, f"CIFAR-10 {name}", how), "rb") as f:
+            batch = pickle.load(f, encoding="bytes")  # noqa: S301 - the user's own local dataset file
+        xs.append(np.asarray(batch[b"data"], dtype=np.float64) / 255.0)
+        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    return torch.as_tensor(np.concatenate(xs)), torch.as_tensor(np.concatenate(ys))
+
+
+def binary_labels(classes: torch.Tensor, positive_classes: list[int]) -> torch.Tensor:
+    """y = +1 for classes in ``positive_classes``, else -1. (n,) -> (n,) float64."""
+    return torch.isin(classes, torch.as_tensor(list(positive_classes))).to(torch.float64) * 2 - 1
+
+
+def standardize(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Centre by the mean of ``reference`` rows and scale so that their mean per-coordinate variance is 1."""
+    mean = reference.mean(0)
+    return (x - mean) / (reference - mean).pow(2).mean().sqrt()
+
+
+def random_features(x: torch.Tensor, n_features: int, seed: int) -> torch.Tensor:
+    """Frozen random features tanh(x F^T / sqrt(D)), F (n_features, D) ~ N(0, 1) seeded.
+    x: (n, D) -> (n, n_features)."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.randn(n_features, x.shape[1], generator=gen, dtype=x.dtype)
+    return torch.tanh(x @ weights.T / math.sqrt(x.shape[1]))
+
+
+def estimate_noise_var(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Delta^ = mean_i ||x_i - mu_{y_i}||^2 / d with class means mu_{+-1} (heuristic off the Gaussian mixture)."""
+    centred = torch.where((y > 0)[:, None], x - x[y > 0].mean(0), x - x[y < 0].mean(0))
+    return float(centred.pow(2).mean())
