@@ -1,0 +1,203 @@
+"""Persistence diagrams with gradients: gudhi finds the critical cells, torch gathers their filtration values.
+
+A finite persistence pair (b, d) of a filtration f is (f(sigma_b), f(sigma_d)) for two critical cells, and the pairing
+is locally constant in f, so d(b, d) / d f is one-hot at the critical cells (Gameiro et al.; gudhi's TensorFlow
+cubical/Rips layers). gudhi runs on CPU, one thread per complex (it releases the GIL). Essential (infinite) classes
+are dropped. Diagrams of a batch come back padded: ``points`` (m, P, 2) with a boolean ``mask`` (m, P).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import gudhi
+import numpy as np
+import torch
+
+
+@dataclass
+class Diagram:
+    """A batch of diagrams of one homology dimension: points (m, P, 2) = (birth, death), mask (m, P)."""
+
+    points: torch.Tensor
+    mask: torch.Tensor
+
+
+def _map(fn: Callable, items: Sequence, threads: int) -> list:
+    if threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(fn, items))
+
+
+def default_threads() -> int:
+    """Threads for gudhi: torch's intra-op thread count (set it with ``torch.set_num_threads``)."""
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def _pad(index_sets: list[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack variable-length (n_i, width) index arrays into (m, P, width) zero-padded indices and a mask (m, P)."""
+    size = max([len(ix) for ix in index_sets] + [1])
+    out = np.zeros((len(index_sets), size, width), dtype=np.int64)
+    mask = np.zeros((len(index_sets), size), dtype=bool)
+    for i, ix in enumerate(index_sets):
+        out[i, : len(ix)] = ix.reshape(len(ix), width)
+        mask[i, : len(ix)] = True
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+def cubical_pairs(image: np.ndarray, periodic: bool, dims: Sequence[int]) -> list[np.ndarray]:
+    """Critical top-cell pairs of the cubical complex of ``image`` (T-construction), one (n, 2) int array of
+    C-order flat indices (birth cell, death cell) per homology dimension in ``dims``.
+
+    gudhi reads a flat ``top_dimensional_cells`` with its *first* dimension varying fastest, so the C-order flat image
+    is passed with ``dimensions`` reversed; then coface indices are C-order flat indices of ``image`` for any shape.
+    (Passing the 2-D array instead makes the indices Fortran-order: the public TopoFisher periodic path gathers the
+    wrong pixels that way.)
+    """
+    shape = list(image.shape[::-1])
+    flat = np.ascontiguousarray(image, dtype=np.float64).ravel()
+    if periodic:
+        complex_ = gudhi.PeriodicCubicalComplex(
+            dimensions=shape, top_dimensional_cells=flat, periodic_dimensions=[True] * image.ndim
+        )
+    else:
+        complex_ = gudhi.CubicalComplex(dimensions=shape, top_dimensional_cells=flat)
+    complex_.compute_persistence(homology_coeff_field=2, min_persistence=0.0)
+    regular = complex_.cofaces_of_persistence_pairs()[0]
+    return [regular[d] if d < len(regular) else np.zeros((0, 2), dtype=np.int64) for d in dims]
+
+
+def cubical_diagrams(
+    images: torch.Tensor, dims: Sequence[int] = (0, 1), periodic: bool = False, threads: int | None = None
+) -> list[Diagram]:
+    """Differentiable cubical persistence of a batch of images (m, *shape) (sublevel sets of pixel values): one
+    :class:`Diagram` per homology dimension, whose points are gathered from ``images`` (gradients flow to the two
+    critical pixels of each pair)."""
+    m = images.shape[0]
+    flat = images.reshape(m, -1)
+    arrays = flat.detach().cpu().double().numpy().reshape(images.shape)
+    pairs = _map(lambda img: cubical_pairs(img, periodic, dims), list(arrays), threads or default_threads())
+    diagrams = []
+    for k in range(len(dims)):
+        index, mask = _pad([p[k] for p in pairs], 2)
+        index = index.to(images.device)
+        points = flat.gather(1, index.reshape(m, -1)).reshape(m, -1, 2)
+        diagrams.append(Diagram(points * mask.to(images.device)[..., None], mask.to(images.device)))
+    return diagrams
+
+
+# --- point clouds ---------------------------------------------------------------------------------------------
+
+VERTEX, EDGE, TRIANGLE = 0, 1, 2
+
+
+def _alpha_cell(simplex: list[int], tree: gudhi.SimplexTree, points: np.ndarray) -> tuple[list[int], int]:
+    """The simplex whose own radius gives the 2-D alpha value of ``simplex``: itself for a vertex, a triangle or a
+    Gabriel edge (value |u - v|^2 / 4); for a non-Gabriel edge the coface triangle with the same filtration value.
+    Returns (3 vertex indices, kind)."""
+    if len(simplex) == 1:
+        return [simplex[0]] * 3, VERTEX
+    if len(simplex) == 3:
+        return list(simplex), TRIANGLE
+    value = tree.filtration(simplex)
+    half_sq = float(np.sum((points[simplex[0]] - points[simplex[1]]) ** 2)) / 4
+    if math.isclose(value, half_sq, rel_tol=1e-9):
+        return [*simplex, simplex[0]], EDGE
+    for coface, filtration in tree.get_cofaces(simplex, 1):
+        if math.isclose(filtration, value, rel_tol=1e-9):
+            return list(coface), TRIANGLE
+    raise RuntimeError(f"alpha value {value} of edge {simplex} matches neither its length nor a coface triangle")
+
+
+def alpha_cells(points: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
+    """Critical simplices of the 2-D alpha complex (gudhi; filtration = squared radius) per homology dimension:
+    (n, 2, 4) int arrays, row = (birth, death), each (3 vertex indices, kind). Essential classes dropped."""
+    if points.shape[-1] != 2:
+        raise ValueError(f"alpha persistence here is 2-D only; got points of dimension {points.shape[-1]}.")
+    tree = gudhi.AlphaComplex(points=points).create_simplex_tree()
+    tree.compute_persistence(homology_coeff_field=2, min_persistence=0.0)
+    out: dict[int, list] = {d: [] for d in dims}
+    for birth, death in tree.persistence_pairs():
+        dim = len(birth) - 1
+        if dim in out and death:
+            cells = [_alpha_cell(birth, tree, points), _alpha_cell(death, tree, points)]
+            out[dim].append([[*v, kind] for v, kind in cells])
+    return [np.asarray(out[d], dtype=np.int64).reshape(-1, 2, 4) for d in dims]
+
+
+def simplex_values(points: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Alpha values (squared radii) of critical cells, differentiable in the points: vertex 0, edge |u - v|^2 / 4,
+    triangle circumradius^2 = a^2 b^2 c^2 / (4 |(b - a) x (c - a)|^2). points (m, n, 2); cells (m, ..., 4)."""
+    m = points.shape[0]
+    flat = cells.reshape(m, -1, 4)
+    gathered = points.gather(1, flat[..., :3].reshape(m, -1, 1).expand(-1, -1, 2)).reshape(m, -1, 3, 2)
+    a, b, c = gathered.unbind(-2)
+    ab, ac, bc = ((b - a) ** 2).sum(-1), ((c - a) ** 2).sum(-1), ((c - b) ** 2).sum(-1)
+    cross = (b - a)[..., 0] * (c - a)[..., 1] - (b - a)[..., 1] * (c - a)[..., 0]
+    kind = flat[..., 3]
+    is_triangle = kind == TRIANGLE
+    safe = torch.where(is_triangle, cross, torch.ones_like(cross))
+    triangle = ab * ac * bc / (4 * safe**2)
+    values = torch.where(is_triangle, triangle, torch.where(kind == EDGE, ab / 4, torch.zeros_like(ab)))
+    return values.reshape(cells.shape[:-1])
+
+
+def alpha_diagrams(points: torch.Tensor, dims: Sequence[int] = (0, 1), threads: int | None = None) -> list[Diagram]:
+    """Differentiable alpha persistence (squared-radius filtration, as gudhi) of point clouds (m, n, 2)."""
+    arrays = points.detach().cpu().double().numpy()
+    cells = _map(lambda x: alpha_cells(x, dims), list(arrays), threads or default_threads())
+    diagrams = []
+    for k in range(len(dims)):
+        index, mask = _pad([c[k] for c in cells], 8)
+        index, mask = index.reshape(len(arrays), -1, 2, 4).to(points.device), mask.to(points.device)
+        values = simplex_values(points, index)
+        diagrams.append(Diagram(values * mask[..., None], mask))
+    return diagrams
+
+
+def rips_pairs(distances: np.ndarray, dims: Sequence[int], max_edge: float) -> list[np.ndarray]:
+    """Critical edges of the Vietoris-Rips filtration (gudhi ``flag_persistence_generators``) per dimension: (n, 4)
+    int arrays (birth edge u, v, death edge x, y); an H0 birth is a vertex v, encoded as the edge (v, v)."""
+    tree = gudhi.RipsComplex(distance_matrix=distances, max_edge_length=max_edge).create_simplex_tree(
+        max_dimension=max(dims) + 1
+    )
+    tree.compute_persistence(homology_coeff_field=2, min_persistence=0.0)
+    h0, higher, _, _ = tree.flag_persistence_generators()
+    out = []
+    for d in dims:
+        if d == 0:
+            out.append(np.stack([h0[:, 0], h0[:, 0], h0[:, 1], h0[:, 2]], axis=1) if len(h0) else np.zeros((0, 4)))
+        elif d - 1 < len(higher):
+            out.append(higher[d - 1])
+        else:
+            out.append(np.zeros((0, 4)))
+    return [np.asarray(o, dtype=np.int64).reshape(-1, 4) for o in out]
+
+
+def rips_diagrams(
+    points: torch.Tensor, dims: Sequence[int] = (0, 1), max_edge: float = math.inf, threads: int | None = None
+) -> list[Diagram]:
+    """Differentiable Vietoris-Rips persistence of point clouds (m, n, k): each pair is (|x_u - x_v|, |x_x - x_y|)
+    of its two critical edges, computed in torch (an H0 birth, u = v, is exactly 0 with zero gradient)."""
+    m = points.shape[0]
+    arrays = points.detach().cpu().double().numpy()
+    distances = [np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1)) for x in arrays]
+    pairs = _map(lambda dm: rips_pairs(dm, dims, max_edge), distances, threads or default_threads())
+    diagrams = []
+    for k in range(len(dims)):
+        index, mask = _pad([p[k] for p in pairs], 4)
+        index, mask = index.to(points.device), mask.to(points.device)
+        ends = points.gather(1, index.reshape(m, -1, 1).expand(-1, -1, points.shape[-1])).reshape(
+            m, -1, 2, 2, points.shape[-1]
+        )
+        diff = ends[..., 0, :] - ends[..., 1, :]
+        sq = (diff**2).sum(-1)
+        zero = sq == 0
+        values = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, sq)))
+        diagrams.append(Diagram(values * mask[..., None], mask))
+    return diagrams

@@ -1,0 +1,142 @@
+"""Seed-matched simulators: x(theta, seed), with the same noise for every theta of one seed, so that the central
+difference (x(theta_fid + dtheta_a / 2) - x(theta_fid - dtheta_a / 2)) / dtheta_a has only the noise of the model's
+response, not of the realisation. Each simulator knows its exact Fisher matrix where one exists."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from plugins.topofisher.grf import grf_fields, grf_fisher
+from plugins.topofisher.lensing import SHIFTS, gaussian_map, lognormal_map, shape_noise_sigma
+from plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
+
+
+class Simulator:
+    """Base class: ``theta_fid`` (p,), ``dtheta`` (p,), ``simulate(theta (m, p), seeds (m,)) -> (m, *shape)``."""
+
+    def __init__(self, theta_fid: Sequence[float], dtheta: Sequence[float]) -> None:
+        if len(theta_fid) != len(dtheta):
+            raise ValueError(f"theta_fid={list(theta_fid)} and dtheta={list(dtheta)} must have the same length.")
+        if any(d <= 0 for d in dtheta):
+            raise ValueError(f"dtheta={list(dtheta)} must be positive (the central-difference step per parameter).")
+        self.theta_fid = torch.tensor(theta_fid, dtype=torch.float64)
+        self.dtheta = torch.tensor(dtheta, dtype=torch.float64)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.theta_fid)
+
+    def simulate(self, theta: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def exact_fisher(self) -> torch.Tensor | None:
+        """The exact Fisher matrix at theta_fid, (p, p) float64, or None where it is unknown."""
+        return None
+
+    def thetas(self) -> torch.Tensor:
+        """The 1 + 2p parameter points of one seed: fiducial, then theta_fid + dtheta_a / 2 for each a, then
+        theta_fid - dtheta_a / 2 for each a. Shape (1 + 2p, p)."""
+        step = torch.diag(self.dtheta) / 2
+        return torch.cat([self.theta_fid[None], self.theta_fid + step, self.theta_fid - step])
+
+    def seed_matched(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Simulations for each seed at the 1 + 2p points of :meth:`thetas`, float32, (len(seeds), 1 + 2p, *shape)."""
+        thetas = self.thetas()
+        m = len(thetas)
+        sims = self.simulate(thetas.repeat(len(seeds), 1), [s for s in seeds for _ in range(m)])
+        return sims.reshape(len(seeds), m, *sims.shape[1:]).float()
+
+
+class GRF(Simulator):
+    """2-D Gaussian random field, P(k) = A (k / k_p)^(-B), theta = (A, B), on an n x n periodic grid (grf.py)."""
+
+    def __init__(
+        self, n: int = 32, theta_fid: Sequence[float] = (1.0, 0.0), dtheta: Sequence[float] = (0.1, 0.1),
+        k_pivot: float = 1.0,
+    ) -> None:  # fmt: skip
+        super().__init__(theta_fid, dtheta)
+        if n < 4:
+            raise ValueError(f"n={n} is too small; use a grid of at least 4 x 4 pixels.")
+        self.n, self.k_pivot = n, k_pivot
+
+    def simulate(self, theta: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        white = torch.stack(
+            [
+                torch.randn(self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                for s in seeds
+            ]
+        )
+        return grf_fields(theta.to(torch.float64), white, self.k_pivot)
+
+    def exact_fisher(self) -> torch.Tensor:
+        return grf_fisher(self.theta_fid, self.n, self.k_pivot)
+
+
+class NoisySpiral(Simulator):
+    """n_points 2-D points on a noisy spiral plus uniform outliers, theta = (mu, w) (spiral.py). Output (n, 2)."""
+
+    def __init__(
+        self, n_points: int = 240, theta_fid: Sequence[float] = (0.6, 0.1), dtheta: Sequence[float] = (0.01, 0.005),
+        outlier_fraction: float = 1 / 6, phi_max: float = 4 * math.pi, half_width: float = 11.0,
+    ) -> None:  # fmt: skip
+        super().__init__(theta_fid, dtheta)
+        if not 0 <= outlier_fraction < 1:
+            raise ValueError(f"outlier_fraction={outlier_fraction} must lie in [0, 1).")
+        self.n_points, self.lam, self.phi_max, self.half_width = n_points, outlier_fraction, phi_max, half_width
+
+    def simulate(self, theta: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        noises = [spiral_noise(torch.Generator().manual_seed(s), self.n_points, self.lam, self.phi_max) for s in seeds]
+        noise = {key: torch.stack([nz[key] for nz in noises]) for key in noises[0]}
+        return spiral_points(theta.to(torch.float64), noise, self.half_width)
+
+    def exact_fisher(self) -> torch.Tensor:
+        return spiral_fisher(self.theta_fid, self.n_points, self.lam, self.phi_max, self.half_width)
+
+
+class LognormalLensing(Simulator):
+    """Toy lensing convergence maps (lensing.py), theta = (Omega_m, sigma_8); output (bins, n, n) per simulation.
+
+    ``kind="lognormal"`` (the shifted lognormal field) or ``"gaussian"`` (a Gaussian field with the same C_l), for
+    the simulator-shift experiment. One tomographic bin per entry of ``shifts`` (lambda0 of that bin; the five
+    sbi_lens bins are ``lensing.SHIFTS``), C_l scaled by ``bin_scales[b]`` (default (b + 1) / bins), shape noise
+    sigma_e / sqrt(n_gal / bins * A_pix) times ``noise_scale``
+    (0 = noiseless). Bins are independent, so the Fisher information of concatenated per-bin summaries is the sum of
+    the per-bin ones (the paper's per-bin sum).
+    """
+
+    def __init__(
+        self, n: int = 32, side_deg: float = 5.0, theta_fid: Sequence[float] = (0.3, 0.8),
+        dtheta: Sequence[float] = (0.02, 0.02), kind: str = "lognormal", shifts: Sequence[float] = (0.030,),
+        c0: float = 1.7e-9,
+        ell0: float = 500.0, bin_scales: Sequence[float] | None = None, n_gal: float = 27.0, sigma_e: float = 0.26,
+        noise_scale: float = 1.0,
+    ) -> None:  # fmt: skip
+        super().__init__(theta_fid, dtheta)
+        if kind not in ("lognormal", "gaussian"):
+            raise ValueError(f"kind={kind!r} is unknown; use 'lognormal' or 'gaussian'.")
+        bins = len(shifts)
+        if bins < 1 or any(s <= 0 for s in shifts):
+            raise ValueError(f"shifts={list(shifts)} needs one positive lambda0 per bin, e.g. {list(SHIFTS)}.")
+        scales = list(bin_scales) if bin_scales is not None else [(b + 1) / bins for b in range(bins)]
+        if len(scales) != bins:
+            raise ValueError(f"bin_scales={scales} must have one entry per bin (bins={bins}).")
+        self.n, self.side_deg, self.kind, self.bins, self.c0, self.ell0 = n, side_deg, kind, bins, c0, ell0
+        self.scales = scales
+        self.shifts = list(shifts)
+        self.noise_sigma = noise_scale * shape_noise_sigma(n, side_deg, n_gal / bins, sigma_e)
+
+    def simulate(self, theta: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        z = torch.stack([torch.randn(self.bins, 2, self.n, self.n, generator=g, dtype=torch.float64) for g in gens])
+        theta = theta.to(torch.float64)[:, None]  # (m, 1, 2) against (m, bins, n, n)
+        maps = []
+        for b in range(self.bins):
+            if self.kind == "lognormal":
+                maps.append(lognormal_map(theta[:, 0], z[:, b, 0], self.side_deg, self.c0, self.ell0,
+                                          self.scales[b], self.shifts[b]))  # fmt: skip
+            else:
+                maps.append(gaussian_map(theta[:, 0], z[:, b, 0], self.side_deg, self.c0, self.ell0, self.scales[b]))
+        return torch.stack(maps, dim=1) + self.noise_sigma * z[:, :, 1]

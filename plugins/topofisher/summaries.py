@@ -1,0 +1,127 @@
+"""Summary networks: simulation batch (m, *shape) -> summaries (m, out_features)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from plugins.topofisher.filtrations import as_images
+from plugins.topofisher.persistence import alpha_diagrams, cubical_diagrams, rips_diagrams
+
+Complex = Literal["cubical", "periodic_cubical", "alpha", "rips"]
+
+
+class TopologicalSummary(nn.Module):
+    """filtration -> persistence (with gradients) -> one vectorization per (homology dimension), concatenated.
+
+    Args:
+        vectorization: a module of ``vectorizations`` (copied once per homology dimension: no shared weights).
+        complex: ``cubical`` / ``periodic_cubical`` on images (m, [C,] H, W) or on the image a point-cloud
+            filtration (e.g. DistanceToMeasure) returns; ``alpha`` (2-D, squared radii) / ``rips`` on points (m, n, k).
+        dims: homology dimensions.
+        filtration: optional module applied first (GaussianSmoothing, CNNFiltration, DistanceToMeasure).
+        channels: image channels (e.g. tomographic bins); each channel gets its own diagrams, vectorized by the
+            same module.
+        max_edge: Rips edge cut-off.
+        input_scale: multiplies the simulation first (e.g. ~1 / sigma for convergence maps with sigma ~ 0.01, so
+            that PersLay's MLP sees O(1) births and deaths; ln|F| is unchanged by it).
+    """
+
+    def __init__(
+        self, vectorization: nn.Module, complex: Complex = "periodic_cubical", dims: Sequence[int] = (0, 1),
+        filtration: nn.Module | None = None, channels: int = 1, max_edge: float = math.inf, input_scale: float = 1.0,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.input_scale = input_scale
+        if complex not in ("cubical", "periodic_cubical", "alpha", "rips"):
+            raise ValueError(f"complex={complex!r} is unknown; use cubical, periodic_cubical, alpha or rips.")
+        self.complex, self.dims, self.channels, self.max_edge = complex, tuple(dims), channels, max_edge
+        self.filtration = filtration if filtration is not None else nn.Identity()
+        self.vectorizations = nn.ModuleList(copy.deepcopy(vectorization) for _ in self.dims)
+        self.out_features = channels * len(self.dims) * vectorization.out_features
+
+    def diagrams(self, x: torch.Tensor):
+        """Persistence diagrams of the filtered simulations: list over dims of Diagram with batch m * C."""
+        f = self.filtration(x * self.input_scale if self.input_scale != 1.0 else x)
+        if self.complex in ("alpha", "rips"):
+            return (alpha_diagrams if self.complex == "alpha" else rips_diagrams)(f, self.dims, *(
+                (self.max_edge,) if self.complex == "rips" else ()))  # fmt: skip
+        images = as_images(f, self.channels)
+        return cubical_diagrams(images.flatten(0, 1), self.dims, periodic=self.complex == "periodic_cubical")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [vec(diagram) for vec, diagram in zip(self.vectorizations, self.diagrams(x), strict=True)]
+        return torch.cat(feats, dim=-1).reshape(len(x), -1)
+
+
+class IMNNNetwork(nn.Module):
+    """IMNN baseline compressor (Charnock et al. 2018; TopoFisher's ``filtrations/imnn.py`` shape): strided 3x3
+    circular convolutions (widths ``channels``, stride 2 each), global average pooling, a dense ``hidden`` layer,
+    ``out_features`` outputs; the input is multiplied by ``input_scale`` first. (m, [C,] H, W) -> (m, out_features)."""
+
+    def __init__(
+        self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 32), hidden: int = 128, out_features: int = 2,
+        input_scale: float = 1.0,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.input_scale = input_scale
+        layers: list[nn.Module] = []
+        width = in_channels
+        for c in channels:
+            layers += [nn.Conv2d(width, c, 3, stride=2, padding=1, padding_mode="circular"), nn.SiLU()]
+            width = c
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                 nn.Linear(width, hidden), nn.SiLU(), nn.Linear(hidden, out_features))  # fmt: skip
+        self.in_channels, self.out_features = in_channels, out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(as_images(x, self.in_channels) * self.input_scale)
+
+
+class PowerSpectrum(nn.Module):
+    """Binned power spectrum ln( mean_{k in bin} |fft2(x)_k|^2 / N^2 ), ``bins`` log-spaced bins of |k| (k = 2 pi
+    fftfreq) between the fundamental and the corner mode, per channel. (m, [C,] H, W) -> (m, C * bins)."""
+
+    def __init__(self, n: int, bins: int = 8, channels: int = 1) -> None:
+        super().__init__()
+        freq = 2 * math.pi * torch.fft.fftfreq(n, dtype=torch.float64)
+        k = torch.sqrt(freq[:, None] ** 2 + freq[None, :] ** 2).flatten()
+        edges = torch.logspace(math.log10(2 * math.pi / n), math.log10(k.max() * 1.0001), bins + 1, dtype=torch.float64)
+        index = torch.bucketize(k, edges, right=True) - 1
+        onehot = torch.zeros(n * n, bins, dtype=torch.float64)
+        valid = (index >= 0) & (index < bins) & (k > 0)
+        onehot[valid.nonzero().squeeze(1), index[valid]] = 1
+        if (onehot.sum(0) == 0).any():
+            raise ValueError(f"bins={bins} leaves empty |k| bins on a {n} x {n} grid; use fewer bins.")
+        self.register_buffer("weights", (onehot / onehot.sum(0)).float(), persistent=False)
+        self.channels, self.n, self.out_features = channels, n, channels * bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        images = as_images(x, self.channels)
+        power = torch.fft.fft2(images).abs() ** 2 / self.n**2
+        return torch.log(power.flatten(2) @ self.weights.to(power)).flatten(1)
+
+
+class PeakCounts(nn.Module):
+    """Peak counts: strict 8-neighbour local maxima (periodic), a ``bins`` histogram of their heights over
+    value_range, log1p. Not differentiable (a fixed baseline). (m, [C,] H, W) -> (m, C * bins)."""
+
+    def __init__(self, bins: int = 10, value_range: Sequence[float] = (-0.05, 0.2), channels: int = 1) -> None:
+        super().__init__()
+        self.bins, self.range, self.channels, self.out_features = bins, tuple(value_range), channels, channels * bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        images = as_images(x, self.channels).detach()
+        shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+        peak = torch.stack([images > torch.roll(images, s, dims=(-2, -1)) for s in shifts]).all(0)
+        edges = torch.linspace(*self.range, self.bins + 1, dtype=images.dtype, device=images.device)
+        index = torch.bucketize(images, edges, right=True) - 1
+        valid = peak & (index >= 0) & (index < self.bins)
+        counts = torch.zeros(*images.shape[:2], self.bins, dtype=images.dtype, device=images.device)
+        counts.scatter_add_(2, index.clamp(0, self.bins - 1).flatten(2), valid.flatten(2).to(images.dtype))
+        return torch.log1p(counts).flatten(1)
