@@ -98,7 +98,7 @@ def main() -> None:
             t_tt = best_of(lambda f=fields: torch_topological(f, image), args.repeats)
             ratio = f"{t_tt / t_ours:.2f}x"
         except ImportError:
-            t_tt, ratio = float("nan"), "n/a (pip install -e ".[bench]")"
+            t_tt, ratio = float("nan"), "n/a (pip install -e '.[bench]')"
         print(f"{n}x{n}: ours {t_ours * 1e3:.0f} ms/batch ({args.threads} threads), {t_ours1 * 1e3:.0f} ms (1 thread); "
               f"torch-topological {t_tt * 1e3:.0f} ms -> ours faster by {ratio}; plain gudhi "
               f"{t_gudhi / args.batch * 1e3:.2f} ms/field; our differentiable diagrams (gather + backward, 1 thread) "
