@@ -160,12 +160,13 @@ def _h5ad_labels(obs: object, key: str) -> np.ndarray:
 def paul15_knn(path: str, k: int, pca_dim: int, label_key: str = "paul15_clusters") -> NodeGraph:
     """kNN graph over cells of Paul15 (2,730 myeloid progenitors x 3,451 genes, 19 clusters) read from a local
     ``.h5ad`` (h5py only): log1p counts, PCA to ``pca_dim``, labels = categorical ``obs[label_key]``."""
+    how = "save scanpy.datasets.paul15() with adata.write_h5ad(...) on a machine with network access"
+    file = require_file(path, "Paul15 .h5ad", how)  # a missing file is reported before a missing reader
     try:
         import h5py
     except ImportError as err:
         raise ImportError("reading .h5ad needs h5py: pip install 'framework[graph]' (or pip install h5py).") from err
-    how = "save scanpy.datasets.paul15() with adata.write_h5ad(...) on a machine with network access"
-    with h5py.File(require_file(path, "Paul15 .h5ad", how), "r") as f:
+    with h5py.File(file, "r") as f:
         x = _h5ad_matrix(f["X"])
         y = _h5ad_labels(f["obs"], label_key)
     x = pca(np.log1p(np.maximum(x, 0)), pca_dim)

@@ -25,11 +25,11 @@ def make_env(name: str, **kwargs: Any) -> TensorTaskEnv:
     if name == "point":
         return TensorPointNav(**kwargs)
     if name in ("cheetah_vel", "cheetah_dir"):
-        from plugins.meta_rl.envs.cheetah import CheetahTasks, HalfCheetahTaskEnv, require_mujoco
+        from plugins.meta_rl.envs.cheetah import CheetahTasks, make_half_cheetah_task_env, require_mujoco
 
         require_mujoco()
         kind = name.split("_")[1]
-        return GymVectorTaskEnv(lambda: HalfCheetahTaskEnv(kind), CheetahTasks(kind, **kwargs))
+        return GymVectorTaskEnv(lambda: make_half_cheetah_task_env(kind), CheetahTasks(kind, **kwargs))
     raise ValueError(f"model.init_args.env={name!r} is unknown; choose one of {ENVS}.")
 
 

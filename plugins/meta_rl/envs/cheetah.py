@@ -28,12 +28,15 @@ def require_mujoco() -> None:
         ) from err
 
 
-class HalfCheetahTaskEnv(gym.Wrapper):
-    """HalfCheetah-v5 with the MAML task reward; task ``{"velocity": ()}`` or ``{"direction": ()}``."""
+class HalfCheetahTaskEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """HalfCheetah-v5 with the MAML task reward; task ``{"velocity": ()}`` or ``{"direction": ()}``.
 
-    def __init__(self, kind: Literal["vel", "dir"] = "vel") -> None:
-        require_mujoco()
-        super().__init__(gym.make("HalfCheetah-v5"))
+    A standard gymnasium wrapper (takes the env, records its other arguments), so ``gym.make`` and ``check_env``
+    can recreate it from its spec; :func:`make_half_cheetah_task_env` builds it on ``HalfCheetah-v5``."""
+
+    def __init__(self, env: gym.Env, kind: Literal["vel", "dir"] = "vel") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, kind=kind)
+        gym.Wrapper.__init__(self, env)
         self.kind = kind
         self.task = {"velocity": np.array(1.0)} if kind == "vel" else {"direction": np.array(1.0)}
 
@@ -58,6 +61,12 @@ class HalfCheetahTaskEnv(gym.Wrapper):
         else:
             reward = float(self.task["direction"]) * velocity - ctrl
         return obs, reward, terminated, truncated, info
+
+
+def make_half_cheetah_task_env(kind: Literal["vel", "dir"] = "vel") -> HalfCheetahTaskEnv:
+    """``HalfCheetahTaskEnv`` on gymnasium's ``HalfCheetah-v5``; raises the install fix when mujoco is missing."""
+    require_mujoco()
+    return HalfCheetahTaskEnv(gym.make("HalfCheetah-v5"), kind)
 
 
 class CheetahTasks(TensorTaskEnv):

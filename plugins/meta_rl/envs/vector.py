@@ -37,7 +37,7 @@ class GymVectorTaskEnv(TensorTaskEnv):
                 self.vec.close()
             self.vec = SyncVectorEnv([self.env_fn] * size, autoreset_mode=AutoresetMode.SAME_STEP)
         for i, env in enumerate(self.vec.envs):
-            env.unwrapped.set_task({k: v[i // n_traj].numpy() for k, v in tasks.items()})
+            env.get_wrapper_attr("set_task")({k: v[i // n_traj].numpy() for k, v in tasks.items()})
         seeds = torch.randint(0, 2**31 - 1, (size,), generator=generator).tolist()
         obs, _ = self.vec.reset(seed=seeds)
         self.shape = (n_tasks, n_traj)

@@ -132,10 +132,14 @@ def test_cheetah_needs_mujoco_or_runs():
         with pytest.raises(ModuleNotFoundError, match=r"\[mujoco\]"):
             make_env("cheetah_vel")
         pytest.skip("mujoco is not installed (optional extra '.[mujoco]')")
-    from plugins.meta_rl.envs.cheetah import HalfCheetahTaskEnv
+    from plugins.meta_rl.envs.cheetah import make_half_cheetah_task_env
 
-    env = HalfCheetahTaskEnv("vel")
+    env = make_half_cheetah_task_env("vel")
     check_env(env, skip_render_check=True)
+    env.reset(seed=0, options={"task": {"velocity": 1.5}})
+    action = np.full(6, 0.2)
+    _, reward, _, _, info = env.step(action)
+    assert reward == pytest.approx(-abs(info["x_velocity"] - 1.5) - 0.05 * 6 * 0.2**2)
     batched = make_env("cheetah_vel", horizon=5)
     policy = MLPPolicy(17, 6, False, (8,))
     batch = rollout(batched, policy, policy.params(), batched.sample_tasks(2), 2)
