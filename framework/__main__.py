@@ -1,6 +1,6 @@
 """``python -m framework ...`` is the same as ``framework ...``."""
 
-from framework.cli import main
+from framework.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

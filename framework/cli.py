@@ -280,8 +280,17 @@ def demo(extra: list[str]) -> None:
     FrameworkCLI(args=["test", "--config", str(config), "--run_dir", str(fit.run_dir), "--ckpt_path", "last", *extra])
 
 
+def console_main() -> None:
+    """The ``framework`` console script and ``python -m framework``: :func:`main` with exit status 0 on success.
+
+    (A console script passes its function's return value to ``sys.exit``, which would print the CLI object and exit
+    with status 1, so the object :func:`main` returns for in-process callers is dropped here.)
+    """
+    main()
+
+
 def main(args: ArgsType = None) -> FrameworkCLI | None:
-    """Entry point of the ``framework`` console script and ``python -m framework``.
+    """Run the CLI in this process (tests and benchmarks call it; :func:`console_main` is the shell entry point).
 
     Returns the CLI object of a Trainer subcommand (tests inspect ``cli.trainer`` and ``cli.model``). Errors a user
     can fix (bad checkpoint, nothing to resume, missing data file, non-finite loss) exit with status 1 and one clear

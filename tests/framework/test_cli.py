@@ -32,6 +32,17 @@ def test_python_dash_m_framework_works():
     assert proc.returncode == 0 and "FlowMatching" in proc.stdout
 
 
+def test_console_script_exits_zero_after_a_fit(tmp_path):
+    """The installed ``framework`` script (not only ``python -m``) exits 0 and prints no stray object after a fit."""
+    script = Path(sys.executable).parent / "framework"
+    if not script.is_file():
+        pytest.skip(f"no console script next to {sys.executable} (package not pip-installed here)")
+    proc = subprocess.run([str(script), "fit", "--config", str(QUICK), *SHORT, f"--run_dir={tmp_path / 'r'}"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FrameworkCLI object" not in proc.stderr + proc.stdout
+
+
 def test_short_class_names_resolve_without_a_config(tmp_path):
     cli = main(["fit", "--model=FlowMatching", "--data=FlowMatchingData", *SHORT, f"--run_dir={tmp_path / 'r'}"])
     assert type(cli.model).__name__ == "FlowMatching"
