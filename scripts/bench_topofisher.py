@@ -1,6 +1,6 @@
-"""TopoFisher persistence benchmark: diagrams (H0, H1) + persistence image + backward for a batch of 64 periodic
-fields, ours (gudhi cofaces in threads, one gather) vs torch-topological's CubicalComplex on the same batch, and
-the per-field cost of a plain gudhi call (the wrapper's overhead).
+"""TopoFisher persistence benchmark: diagrams (H0, H1) + persistence image + backward for a batch of 64 fields (open
+boundary), ours (critical pairs from gudhi or cripser in threads, one gather) vs torch-topological's CubicalComplex
+on the same batch, and the per-field cost of a plain gudhi call (the wrapper's overhead).
 
     python scripts/bench_topofisher.py [--sizes 64 128] [--batch 64] [--threads 2] [--repeats 3]
 """
@@ -30,9 +30,9 @@ def vectorize_loss(diagrams: list[Diagram], image: PersistenceImage) -> torch.Te
     return sum(image(d).pow(2).sum() for d in diagrams)
 
 
-def ours(fields: torch.Tensor, image: PersistenceImage, threads: int) -> None:
+def ours(fields: torch.Tensor, image: PersistenceImage, threads: int, backend: str = "gudhi") -> None:
     x = fields.clone().requires_grad_(True)
-    vectorize_loss(cubical_diagrams(x, (0, 1), periodic=False, threads=threads), image).backward()
+    vectorize_loss(cubical_diagrams(x, (0, 1), periodic=False, threads=threads, backend=backend), image).backward()
 
 
 def gudhi_shim():
@@ -95,11 +95,16 @@ def main() -> None:
         t_gudhi = best_of(lambda f=fields: plain_gudhi(f), args.repeats)
         t_wrap = best_of(lambda f=fields: diagrams_only(f), args.repeats)
         try:
+            t_cripser = best_of(lambda f=fields: ours(f, image, args.threads, "cripser"), args.repeats)
+        except ImportError:
+            t_cripser = float("nan")  # pip install -e '.[cripser]'
+        try:
             t_tt = best_of(lambda f=fields: torch_topological(f, image), args.repeats)
-            ratio = f"{t_tt / t_ours:.2f}x"
+            ratio = f"gudhi backend {t_tt / t_ours:.2f}x, cripser backend {t_tt / t_cripser:.2f}x"
         except ImportError:
             t_tt, ratio = float("nan"), "n/a (pip install -e '.[bench]')"
-        print(f"{n}x{n}: ours {t_ours * 1e3:.0f} ms/batch ({args.threads} threads), {t_ours1 * 1e3:.0f} ms (1 thread); "
+        print(f"{n}x{n}: ours {t_ours * 1e3:.0f} ms/batch ({args.threads} threads), {t_ours1 * 1e3:.0f} ms (1 thread), "
+              f"cripser backend {t_cripser * 1e3:.0f} ms ({args.threads} threads); "
               f"torch-topological {t_tt * 1e3:.0f} ms -> ours faster by {ratio}; plain gudhi "
               f"{t_gudhi / args.batch * 1e3:.2f} ms/field; our differentiable diagrams (gather + backward, 1 thread) "
               f"{t_wrap / args.batch * 1e3:.2f} ms/field (wrapper overhead x{t_wrap / t_gudhi:.2f})")  # fmt: skip

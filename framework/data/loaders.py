@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+import math
+from collections.abc import Callable, Iterator, Sized
 
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
@@ -46,8 +47,61 @@ class BatchedTensorDataset(TensorDataset):
 
 
 def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """collate_fn for :class:`BatchedTensorDataset`: the batch is already stacked."""
+    """collate_fn for :class:`BatchedTensorDataset` and :class:`MemoizedDataset`: the batch is already stacked."""
     return batch
+
+
+def pad_stack(rows: list[torch.Tensor], value: float = math.nan) -> torch.Tensor:
+    """Stack tensors of equal rank but different sizes into one (len(rows), *max sizes) tensor filled with
+    ``value`` outside each row."""
+    shape = [max(sizes) for sizes in zip(*(r.shape for r in rows), strict=True)]
+    out = rows[0].new_full((len(rows), *shape), value)
+    for i, r in enumerate(rows):
+        out[(i, *(slice(0, n) for n in r.shape))] = r
+    return out
+
+
+class MemoizedDataset(Dataset):
+    """Items ``fn(x[i])`` of an in-memory tensor ``x``, computed batch-wise the first time they are drawn and kept:
+    for an expensive transform that does not change during training (e.g. persistence diagrams of a frozen
+    filtration). A fit only pays for the items it draws: the first epoch computes, later epochs reuse.
+
+    ``fn`` maps a batch ``x[indices]`` (b, *item) to a tuple of tensors with first dimension b whose rows may be
+    ragged along ``ragged_dim`` (of a row), padded with ``pad_value`` (e.g. diagrams with different numbers of
+    points). Each row is stored trimmed to its own extent there and a served batch is padded by :func:`pad_stack`
+    to its widest row, so a batch depends only on its items, not on which batch first computed them (a resumed
+    run sees the same tensors). Serves whole batches through ``__getitems__`` (use :func:`keep_batch`).
+    """
+
+    def __init__(
+        self, x: torch.Tensor, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None,
+        pad_value: float = math.nan,
+    ) -> None:  # fmt: skip
+        self.x, self.fn, self.ragged_dim, self.pad_value = x, fn, ragged_dim, pad_value
+        self.cache: dict[int, tuple[torch.Tensor, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def _trim(self, row: torch.Tensor) -> torch.Tensor:
+        if self.ragged_dim is None:
+            return row.clone()
+        dim = self.ragged_dim % row.dim()
+        is_pad = row.isnan() if math.isnan(self.pad_value) else row == self.pad_value
+        used = (~is_pad).movedim(dim, 0).reshape(row.shape[dim], -1).any(1).nonzero()
+        return row.narrow(dim, 0, int(used.max()) + 1 if len(used) else 0).clone()
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        missing = [i for i in dict.fromkeys(indices) if i not in self.cache]
+        if missing:
+            computed = self.fn(self.x[torch.as_tensor(missing, dtype=torch.long)])
+            for j, i in enumerate(missing):
+                self.cache[i] = tuple(self._trim(t[j]) for t in computed)
+        rows = [self.cache[i] for i in indices]
+        return tuple(pad_stack([r[k] for r in rows], self.pad_value) for k in range(len(rows[0])))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[0] for t in self.__getitems__([index]))
 
 
 def make_loader(
@@ -64,6 +118,8 @@ def make_loader(
     collate_fn = None
     if type(dataset) is TensorDataset:  # exact type: subclasses may override __getitem__
         dataset, collate_fn = BatchedTensorDataset(*dataset.tensors), keep_batch
+    elif isinstance(dataset, BatchedTensorDataset | MemoizedDataset):
+        collate_fn = keep_batch
     sampler = EpochSeededSampler(dataset, seed) if shuffle else None
     return DataLoader(
         dataset,

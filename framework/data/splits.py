@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-from framework.data.loaders import make_loader
+from framework.data.loaders import BatchedTensorDataset, make_loader
 
 
 class TensorSplitsDataModule(pl.LightningDataModule):
@@ -24,7 +24,12 @@ class TensorSplitsDataModule(pl.LightningDataModule):
         """A loader over one split (names the missing split if ``setup`` did not create it)."""
         if split not in self.splits:
             raise KeyError(f"{type(self).__name__} has no {split!r} split (has {sorted(self.splits)}); call setup().")
-        return make_loader(TensorDataset(*self.splits[split]), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return make_loader(self.dataset(split), self.batch_size, shuffle=shuffle, seed=self.seed)
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of one split (its tensors, batch-fetchable with ``__getitems__``; subclasses may serve
+        transformed items)."""
+        return BatchedTensorDataset(*self.splits[split])
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from torch.utils.data import DataLoader, TensorDataset
+from collections.abc import Callable
 
-from framework.data import TensorSplitsDataModule, make_loader
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from framework.data import MemoizedDataset, TensorSplitsDataModule, make_loader
 from plugins.topofisher.simulators import GRF, Simulator
 
 SPLIT_OFFSETS = {"train": 0, "val": 4_000_000, "test": 7_000_000}
@@ -16,6 +19,8 @@ class TopoFisherData(TensorSplitsDataModule):
     Seeds of split s are ``seed * 10^7 + offset_s + i`` (disjoint across splits), so every split is reproducible
     on its own and the data never touch the global RNG. Item i of a split is a tensor (1 + 2p, *shape):
     ``simulator.seed_matched`` of seed i. A batch is therefore a set of seed-matched Fisher simulations.
+    After :meth:`memoize` (called by a model whose front end is frozen), items are ``fn(simulations)`` instead,
+    computed when first drawn and kept; ``splits`` always holds the simulations.
 
     Args:
         simulator: a :class:`~plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, LognormalLensing).
@@ -34,6 +39,23 @@ class TopoFisherData(TensorSplitsDataModule):
                 raise ValueError(f"data.init_args.{name}={value} must lie in [1, 3e6).")
         self.simulator = simulator if simulator is not None else GRF()
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        self.item_fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None
+        self.ragged_dim: int | None = None
+        self._memoized: dict[str, MemoizedDataset] = {}
+
+    def memoize(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None) -> None:
+        """Serve ``fn(items)`` (a batch of simulations (b, 1 + 2p, *shape) -> tuple of tensors with first dim b,
+        NaN-padded along ``ragged_dim``) instead of the simulations, each item computed once
+        (:class:`~framework.data.MemoizedDataset`)."""
+        if (fn, ragged_dim) != (self.item_fn, self.ragged_dim):
+            self.item_fn, self.ragged_dim, self._memoized = fn, ragged_dim, {}
+
+    def dataset(self, split: str) -> Dataset:
+        if self.item_fn is None:
+            return super().dataset(split)
+        if split not in self._memoized:
+            self._memoized[split] = MemoizedDataset(self.splits[split][0], self.item_fn, self.ragged_dim)
+        return self._memoized[split]
 
     def split_seeds(self, split: str) -> list[int]:
         """The simulation seeds of one split."""
@@ -47,5 +69,4 @@ class TopoFisherData(TensorSplitsDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, seeded batches; the last partial batch is dropped (every Fisher estimate uses a full batch)."""
-        dataset = TensorDataset(*self.splits["train"])
-        return make_loader(dataset, self.batch_size, shuffle=True, seed=self.seed, drop_last=True)
+        return make_loader(self.dataset("train"), self.batch_size, shuffle=True, seed=self.seed, drop_last=True)

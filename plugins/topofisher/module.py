@@ -33,10 +33,13 @@ class TopoFisher(FrameworkModule):
     the initial pipeline; ln|F| does not depend on it, it only conditions the compressor's input). Compressors:
     ``mlp`` (hidden sizes ``hidden``, p outputs, trained) or ``moped`` (t = B^T s with B = C^-1 dmu^T refitted on
     ``moped_sims`` training seeds before each evaluation; training then maximises ln|F| of the uncompressed
-    summaries, which MOPED preserves). Evaluation reports only held-out numbers:
-    ``<stage>/log_det_F`` (standard estimator, biased high by derivative noise), ``<stage>/log_det_F_split``
-    (MOPED on one half, F on the other: biased low), ``<stage>/info_ratio`` = exp(ln|F| - ln|F_exact|) when the
-    simulator knows F_exact. ``predict`` returns the compressed summaries (batch, 1 + 2p, p).
+    summaries, which MOPED preserves). With ``cache_diagrams`` (a TopologicalSummary whose filtration has no
+    trainable parameter, e.g. the raw field) the diagrams of each simulation are computed once, when it is first
+    drawn, and reused: later epochs only run the vectorization and the compressor.
+    Evaluation reports only held-out numbers: ``<stage>/log_det_F`` (standard estimator, biased high by
+    derivative noise), ``<stage>/log_det_F_split`` (MOPED on one half, F on the other: biased low),
+    ``<stage>/info_ratio`` = exp(ln|F| - ln|F_exact|) when the simulator knows F_exact.
+    ``predict`` returns the compressed summaries (batch, 1 + 2p, p).
 
     Args:
         summary: a module with ``out_features`` (TopologicalSummary, IMNNNetwork, PowerSpectrum, ...).
@@ -45,12 +48,13 @@ class TopoFisher(FrameworkModule):
         hidden: hidden sizes of the MLP compressor.
         regularizer_weight: w, the weight of the IMNN regularizer (0 = off; it only fixes the summaries' scale).
         standardize_sims, moped_sims: training seeds used to fit the standardisation / MOPED.
+        cache_diagrams: memoize the persistence diagrams of the simulations (frozen filtrations only).
     """
 
     def __init__(
         self, summary: nn.Module, n_params: int = 2, compressor: Literal["mlp", "moped"] = "mlp",
         hidden: Sequence[int] = (64, 64), regularizer_weight: float = 0.01, standardize_sims: int = 128,
-        moped_sims: int = 256, optimizer: OptimizerCallable = default_optimizer,
+        moped_sims: int = 256, cache_diagrams: bool = False, optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:  # fmt: skip
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
@@ -70,6 +74,14 @@ class TopoFisher(FrameworkModule):
             raise ValueError(f"model.init_args.regularizer_weight={regularizer_weight} must be >= 0 (0 = off).")
         self.regularizer_weight = regularizer_weight
         self.standardize_sims, self.moped_sims = standardize_sims, moped_sims
+        if cache_diagrams and not getattr(summary, "frozen_diagrams", False):
+            raise ValueError(
+                f"model.init_args.cache_diagrams=true needs a TopologicalSummary whose filtration has no trainable "
+                f"parameter; got {type(summary).__name__} with filtration "
+                f"{type(getattr(summary, 'filtration', None)).__name__}. Freeze it (e.g. GaussianSmoothing "
+                f"learnable: false), drop the filtration, or set cache_diagrams: false."
+            )
+        self.cache_diagrams = cache_diagrams
         self.dtheta = torch.ones(n_params, dtype=torch.float64)
         self.exact_fisher: torch.Tensor | None = None
         self._held_out: list[torch.Tensor] = []
@@ -79,32 +91,43 @@ class TopoFisher(FrameworkModule):
         if simulator.n_params != self.n_params:
             raise ValueError(f"model.init_args.n_params={self.n_params} but the simulator has {simulator.n_params}.")
         self.dtheta, self.exact_fisher = simulator.dtheta, simulator.exact_fisher()
+        if self.cache_diagrams:
+            self.trainer.datamodule.memoize(self.summary.diagram_tensors, ragged_dim=-2)  # rows (k, C, P, 2)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised summaries of seed-matched items x: (B, 1 + 2p, *shape) -> (B, 1 + 2p, d)."""
-        s = self.summary(x.flatten(0, 1))
-        return ((s - self.shift) / self.scale).reshape(*x.shape[:2], -1)
+    def features(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Standardised summaries (B, 1 + 2p, d) of a batch of seed-matched items: the simulations
+        (B, 1 + 2p, *shape) or, with ``cache_diagrams``, their stored diagrams."""
+        if self.cache_diagrams:
+            s = self.summary.vectorize_tensors(batch)
+        else:
+            x = batch[0]
+            s = self.summary(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
+        return (s - self.shift) / self.scale
 
     def compress(self, s: torch.Tensor) -> torch.Tensor:
         """(..., d) -> (..., p): the MLP, or the fitted MOPED weights."""
         return self.compressor(s) if self.compressor_kind == "mlp" else s @ self.moped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.compress(self.features(x))
+        """Compressed summaries of simulations x (B, 1 + 2p, *shape) -> (B, 1 + 2p, p) (diagrams computed here)."""
+        s = self.summary(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
+        return self.compress((s - self.shift) / self.scale)
 
-    def _train_items(self, n: int) -> torch.Tensor:
-        return self.trainer.datamodule.splits["train"][0][:n].to(self.device)
+    def _train_items(self, n: int, k: int | None = None) -> list[torch.Tensor]:
+        """The first n training items (only their first k simulations), in the form the loaders serve."""
+        items = self.trainer.datamodule.dataset("train").__getitems__(list(range(n)))
+        return [t[:, :k].to(self.device) for t in items]
 
     @torch.no_grad()
     def on_fit_start(self) -> None:
         if not bool(self.standardized):  # a restored checkpoint keeps its own standardisation
-            s = self.summary(self._train_items(self.standardize_sims)[:, 0])
+            s = self.features(self._train_items(self.standardize_sims, k=1))[:, 0]
             self.shift.copy_(s.mean(0))
             self.scale.copy_(s.std(0).clamp_min(1e-8))
             self.standardized.fill_(True)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        s = self.features(batch[0])
+        s = self.features(batch)
         t = self.compressor(s) if self.compressor_kind == "mlp" else s
         fisher, cov, _ = fisher_from_summaries(t, self.dtheta)
         log_det = torch.linalg.slogdet(fisher)[1]
@@ -129,12 +152,12 @@ class TopoFisher(FrameworkModule):
     on_test_epoch_start = on_validation_epoch_start
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._held_out.append(self(batch[0]))
+        self._held_out.append(self.compress(self.features(batch)))
 
     test_step = validation_step
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self(batch[0])
+        return self.compress(self.features(batch))
 
     def on_validation_epoch_end(self) -> None:
         self._evaluate("val")

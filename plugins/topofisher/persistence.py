@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import gudhi
 import numpy as np
@@ -25,6 +26,16 @@ class Diagram:
 
     points: torch.Tensor
     mask: torch.Tensor
+
+    def padded(self) -> torch.Tensor:
+        """The points (m, P, 2) with NaN where ``mask`` is False: one tensor that can be stored and re-padded."""
+        return self.points.masked_fill(~self.mask[..., None], float("nan"))
+
+    @classmethod
+    def from_padded(cls, padded: torch.Tensor) -> Diagram:
+        """Inverse of :meth:`padded`: NaN rows are masked out (and zeroed)."""
+        mask = ~torch.isnan(padded[..., 0])
+        return cls(padded.masked_fill(~mask[..., None], 0.0), mask)
 
 
 def _map(fn: Callable, items: Sequence, threads: int) -> list:
@@ -72,16 +83,47 @@ def cubical_pairs(image: np.ndarray, periodic: bool, dims: Sequence[int]) -> lis
     return [regular[d] if d < len(regular) else np.zeros((0, 2), dtype=np.int64) for d in dims]
 
 
+def cripser_pairs(image: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
+    """The same critical top-cell pairs as :func:`cubical_pairs` (open boundary) from cubical ripser's
+    T-construction (pixels are top cells, as in gudhi), which is several times faster than gudhi on 2-D images.
+    cripser returns rows (dim, birth, death, birth pixel x, y, z, death pixel x, y, z); essential classes (death =
+    DBL_MAX) are dropped and pixel coordinates become C-order flat indices. Needs ``pip install cripser``."""
+    try:
+        import cripser
+    except ImportError as error:  # optional extra
+        raise ImportError(
+            "backend='cripser' needs cripser: pip install -e '.[cripser]' (or use backend gudhi)"
+        ) from error
+    if image.ndim > 3:
+        raise ValueError(f"cripser handles images of up to 3 dimensions; got shape {image.shape}. Use backend gudhi.")
+    rows = cripser.computePH_T(np.ascontiguousarray(image, dtype=np.float64), maxdim=max(dims))
+    rows = rows[rows[:, 2] < np.finfo(np.float64).max]
+    out = []
+    for d in dims:
+        r = rows[rows[:, 0] == d]
+        birth = np.ravel_multi_index(r[:, 3 : 3 + image.ndim].T.astype(np.int64), image.shape)
+        death = np.ravel_multi_index(r[:, 6 : 6 + image.ndim].T.astype(np.int64), image.shape)
+        out.append(np.stack([birth, death], axis=1))
+    return out
+
+
 def cubical_diagrams(
-    images: torch.Tensor, dims: Sequence[int] = (0, 1), periodic: bool = False, threads: int | None = None
-) -> list[Diagram]:
+    images: torch.Tensor, dims: Sequence[int] = (0, 1), periodic: bool = False, threads: int | None = None,
+    backend: Literal["gudhi", "cripser"] = "gudhi",
+) -> list[Diagram]:  # fmt: skip
     """Differentiable cubical persistence of a batch of images (m, *shape) (sublevel sets of pixel values): one
     :class:`Diagram` per homology dimension, whose points are gathered from ``images`` (gradients flow to the two
-    critical pixels of each pair)."""
+    critical pixels of each pair). ``backend`` finds the pairs: gudhi (open or periodic) or cripser (open only)."""
+    if backend not in ("gudhi", "cripser"):
+        raise ValueError(f"backend={backend!r} is unknown; use 'gudhi' or 'cripser'.")
+    if backend == "cripser" and periodic:
+        raise ValueError("backend='cripser' has no periodic cubical complex; use backend 'gudhi' for periodic fields.")
     m = images.shape[0]
     flat = images.reshape(m, -1)
     arrays = flat.detach().cpu().double().numpy().reshape(images.shape)
-    pairs = _map(lambda img: cubical_pairs(img, periodic, dims), list(arrays), threads or default_threads())
+    find = (lambda img: cripser_pairs(img, dims)) if backend == "cripser" else (
+        lambda img: cubical_pairs(img, periodic, dims))  # fmt: skip
+    pairs = _map(find, list(arrays), threads or default_threads())
     diagrams = []
     for k in range(len(dims)):
         index, mask = _pad([p[k] for p in pairs], 2)

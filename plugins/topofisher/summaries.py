@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from plugins.topofisher.filtrations import as_images
-from plugins.topofisher.persistence import alpha_diagrams, cubical_diagrams, rips_diagrams
+from plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
 
 Complex = Literal["cubical", "periodic_cubical", "alpha", "rips"]
 
@@ -30,17 +30,26 @@ class TopologicalSummary(nn.Module):
         max_edge: Rips edge cut-off.
         input_scale: multiplies the simulation first (e.g. ~1 / sigma for convergence maps with sigma ~ 0.01, so
             that PersLay's MLP sees O(1) births and deaths; ln|F| is unchanged by it).
+        backend: cubical persistence by ``gudhi`` (open or periodic) or ``cripser`` (open only, faster; optional
+            extra ``[cripser]``). Both give the same diagrams.
     """
 
     def __init__(
         self, vectorization: nn.Module, complex: Complex = "periodic_cubical", dims: Sequence[int] = (0, 1),
         filtration: nn.Module | None = None, channels: int = 1, max_edge: float = math.inf, input_scale: float = 1.0,
+        backend: Literal["gudhi", "cripser"] = "gudhi",
     ) -> None:  # fmt: skip
         super().__init__()
         self.input_scale = input_scale
         if complex not in ("cubical", "periodic_cubical", "alpha", "rips"):
             raise ValueError(f"complex={complex!r} is unknown; use cubical, periodic_cubical, alpha or rips.")
+        if backend not in ("gudhi", "cripser") or (backend == "cripser" and complex != "cubical"):
+            raise ValueError(
+                f"backend={backend!r} with complex={complex!r}: cripser computes open cubical persistence only; use "
+                f"complex: cubical with backend: cripser, or backend: gudhi."
+            )
         self.complex, self.dims, self.channels, self.max_edge = complex, tuple(dims), channels, max_edge
+        self.backend = backend
         self.filtration = filtration if filtration is not None else nn.Identity()
         self.vectorizations = nn.ModuleList(copy.deepcopy(vectorization) for _ in self.dims)
         self.out_features = channels * len(self.dims) * vectorization.out_features
@@ -52,11 +61,34 @@ class TopologicalSummary(nn.Module):
             return (alpha_diagrams if self.complex == "alpha" else rips_diagrams)(f, self.dims, *(
                 (self.max_edge,) if self.complex == "rips" else ()))  # fmt: skip
         images = as_images(f, self.channels)
-        return cubical_diagrams(images.flatten(0, 1), self.dims, periodic=self.complex == "periodic_cubical")
+        periodic = self.complex == "periodic_cubical"
+        return cubical_diagrams(images.flatten(0, 1), self.dims, periodic=periodic, backend=self.backend)
+
+    def vectorize(self, diagrams: Sequence[Diagram], m: int) -> torch.Tensor:
+        """Vectorized diagrams of m simulations (one Diagram per homology dimension, batch m * C)
+        -> (m, out_features)."""
+        feats = [vec(diagram) for vec, diagram in zip(self.vectorizations, diagrams, strict=True)]
+        return torch.cat(feats, dim=-1).reshape(m, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [vec(diagram) for vec, diagram in zip(self.vectorizations, self.diagrams(x), strict=True)]
-        return torch.cat(feats, dim=-1).reshape(len(x), -1)
+        return self.vectorize(self.diagrams(x), len(x))
+
+    @property
+    def frozen_diagrams(self) -> bool:
+        """True when the diagrams do not depend on trainable parameters (the filtration has none)."""
+        return not any(p.requires_grad for p in self.filtration.parameters())
+
+    @torch.no_grad()
+    def diagram_tensors(self, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Diagrams of items (b, k, *shape) as NaN-padded points (b, k, C, P, 2), one tensor per homology dimension
+        (the storable form :class:`~plugins.topofisher.datamodule.TopoFisherData` memoizes)."""
+        b, k = items.shape[:2]
+        return tuple(d.padded().reshape(b, k, -1, *d.points.shape[1:]) for d in self.diagrams(items.flatten(0, 1)))
+
+    def vectorize_tensors(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Summaries (b, k, out_features) of stored diagrams (b, k, C, P, 2) from :meth:`diagram_tensors`."""
+        b, k = tensors[0].shape[:2]
+        return self.vectorize([Diagram.from_padded(t.flatten(0, 2)) for t in tensors], b * k).reshape(b, k, -1)
 
 
 class IMNNNetwork(nn.Module):

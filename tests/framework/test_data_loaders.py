@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from framework.data import EpochSeededSampler, make_loader, require_file
+from framework.data import EpochSeededSampler, MemoizedDataset, make_loader, require_file
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():
@@ -49,3 +49,36 @@ def test_tensor_batches_equal_the_default_collate():
     for got, expected in zip(batches, plain, strict=True):
         torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
         torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
+
+
+def _ragged(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ragged transform: row i keeps its first (int(x[i, 0]) % 3 + 1) values, padded with NaN to the batch's
+    widest row (as persistence diagrams are), plus a dense per-row output."""
+    lengths = x[:, 0].long() % 3 + 1
+    out = torch.full((len(x), int(lengths.max())), float("nan"))
+    for i, n in enumerate(lengths.tolist()):
+        out[i, :n] = x[i, :n]
+    return out, 2 * x
+
+
+def test_memoized_dataset_computes_each_item_once_and_serves_what_fn_would_on_the_batch():
+    x = torch.arange(40.0).reshape(10, 4)
+    calls: list[int] = []
+
+    def fn(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(len(batch))
+        return _ragged(batch)
+
+    dataset = MemoizedDataset(x, fn, ragged_dim=-1)
+    loader = make_loader(dataset, batch_size=4, shuffle=True, seed=3)
+    for _ in range(3):  # three epochs
+        for ragged, dense in loader:
+            assert dense.shape == (len(ragged), 4)
+            index = (dense[:, 0] / 8).long()  # row 0 of x[i] is 4 i, doubled
+            expected, _ = _ragged(x[index])  # the same rows, computed in one batch
+            # equal to computing these rows together: the width is the batch's widest row, whatever batch first
+            # computed each item (so a resumed run serves identical tensors)
+            assert torch.equal(ragged.nan_to_num(-1), expected.nan_to_num(-1))
+    assert sum(calls) == len(x), "every item computed exactly once over three epochs"
+    ragged, dense = dataset[2]  # x[2, 0] = 8 keeps 8 % 3 + 1 = 3 values
+    assert torch.equal(ragged, x[2, :3]) and torch.equal(dense, 2 * x[2])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.topofisher.persistence import alpha_diagrams, cubical_diagrams, rips_diagrams
+from plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
 
 
 def finite_sorted(intervals) -> np.ndarray:
@@ -30,12 +30,21 @@ def gudhi_cubical(image: np.ndarray, periodic: bool):
     return cc
 
 
-@pytest.mark.parametrize("periodic", [False, True])
+BACKENDS = [(False, "gudhi"), (True, "gudhi"), (False, "cripser")]
+
+
+def needs(backend: str) -> None:
+    if backend == "cripser":
+        pytest.importorskip("cripser", reason="optional extra [cripser]")
+
+
+@pytest.mark.parametrize(("periodic", "backend"), BACKENDS)
 @pytest.mark.parametrize("shape", [(12, 12), (9, 14)])
-def test_cubical_diagrams_equal_gudhi_intervals(periodic, shape):
+def test_cubical_diagrams_equal_gudhi_intervals(periodic, backend, shape):
+    needs(backend)
     rng = np.random.default_rng(1)
     images = rng.standard_normal((3, *shape))
-    diagrams = cubical_diagrams(torch.tensor(images), dims=(0, 1), periodic=periodic, threads=2)
+    diagrams = cubical_diagrams(torch.tensor(images), dims=(0, 1), periodic=periodic, threads=2, backend=backend)
     for i, image in enumerate(images):
         cc = gudhi_cubical(image, periodic)
         for k, dim in enumerate((0, 1)):
@@ -98,11 +107,23 @@ def check_fd(fn, x: torch.Tensor, eps: float, entries: int = 25) -> None:
         assert abs(float(fd) - float(grad.flatten()[j])) < 1e-6 * max(1.0, abs(float(fd))), (j, float(fd))
 
 
-@pytest.mark.parametrize("periodic", [False, True])
-def test_cubical_gradients_match_finite_differences(periodic):
+@pytest.mark.parametrize(("periodic", "backend"), BACKENDS)
+def test_cubical_gradients_match_finite_differences(periodic, backend):
+    needs(backend)
     x = torch.randn(2, 8, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     gap = x.flatten().sort().values.diff().min().item()
-    check_fd(lambda y: cubical_diagrams(y, periodic=periodic), x, eps=gap / 10)
+    check_fd(lambda y: cubical_diagrams(y, periodic=periodic, backend=backend), x, eps=gap / 10)
+
+
+def test_cripser_diagrams_equal_gudhi_on_3d_volumes_and_refuse_periodic():
+    needs("cripser")
+    volumes = torch.tensor(np.random.default_rng(7).standard_normal((2, 6, 7, 5)))
+    for ours_, theirs in zip(cubical_diagrams(volumes, (0, 1, 2), backend="cripser"),
+                             cubical_diagrams(volumes, (0, 1, 2), backend="gudhi"), strict=True):  # fmt: skip
+        for i in range(2):
+            np.testing.assert_array_equal(ours(ours_, i), ours(theirs, i))
+    with pytest.raises(ValueError, match="periodic"):
+        cubical_diagrams(volumes, periodic=True, backend="cripser")
 
 
 def test_cubical_gradient_is_one_hot_at_critical_pixels():
@@ -120,3 +141,14 @@ def test_point_cloud_gradients_match_finite_differences():
     points = torch.rand(1, 25, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     check_fd(alpha_diagrams, points, eps=1e-7)
     check_fd(lambda p: rips_diagrams(p, max_edge=0.5), points, eps=1e-7)
+
+
+def test_padded_diagrams_round_trip_through_nan_storage():
+    images = torch.tensor(np.random.default_rng(4).standard_normal((5, 10, 10)))
+    for diagram in cubical_diagrams(images, dims=(0, 1), periodic=True):
+        stored = diagram.padded()
+        assert stored[~diagram.mask].isnan().all() and not stored[diagram.mask].isnan().any()
+        wider = torch.cat([stored, torch.full((5, 3, 2), float("nan"), dtype=stored.dtype)], dim=1)
+        back = Diagram.from_padded(wider)
+        for i in range(5):
+            np.testing.assert_array_equal(ours(back, i), ours(diagram, i))

@@ -9,7 +9,7 @@ from scipy.ndimage import gaussian_filter
 
 from plugins.topofisher.filtrations import CNNFiltration, DistanceToMeasure, GaussianSmoothing
 from plugins.topofisher.summaries import IMNNNetwork, PeakCounts, PowerSpectrum, TopologicalSummary
-from plugins.topofisher.vectorizations import PersistenceImage
+from plugins.topofisher.vectorizations import PersistenceImage, PersLay
 
 
 def test_gaussian_smoothing_equals_scipy_periodic_filter():
@@ -74,3 +74,9 @@ def test_topological_summary_shapes_and_channels():
     assert IMNNNetwork(in_channels=1, out_features=2)(torch.randn(4, 32, 32)).shape == (4, 2)
     with pytest.raises(ValueError, match="complex"):
         TopologicalSummary(PersistenceImage(), complex="ripser")
+
+
+def test_cripser_backend_is_refused_for_periodic_complexes_and_point_clouds():
+    for complex_ in ("periodic_cubical", "alpha"):
+        with pytest.raises(ValueError, match=f"backend='cripser' with complex='{complex_}'"):
+            TopologicalSummary(PersLay(), complex=complex_, backend="cripser")

@@ -12,7 +12,7 @@ from plugins.topofisher.evaluation import fixed_summary_fisher
 from plugins.topofisher.filtrations import GaussianSmoothing
 from plugins.topofisher.simulators import GRF
 from plugins.topofisher.summaries import PowerSpectrum, TopologicalSummary
-from plugins.topofisher.vectorizations import PersistenceImage
+from plugins.topofisher.vectorizations import PersistenceImage, PersLay
 
 
 def fit_and_test(model: TopoFisher, data: TopoFisherData, steps: int, root) -> dict[str, float]:
@@ -63,3 +63,32 @@ def test_mismatched_parameter_count_is_an_error(tmp_path):
                          default_root_dir=tmp_path)  # fmt: skip
     with pytest.raises(ValueError, match="n_params=3"):
         trainer.fit(model, datamodule=TopoFisherData(GRF(n=16), n_train=64, n_val=32, n_test=32, batch_size=32))
+
+
+def test_cached_diagrams_train_like_live_diagrams_and_are_computed_once(tmp_path):
+    def run(cache: bool) -> tuple[dict[str, float], TopoFisherData]:
+        torch.manual_seed(0)
+        model = TopoFisher(TopologicalSummary(PersLay(8, 16)), hidden=(16,), cache_diagrams=cache, optimizer=adam)
+        data = TopoFisherData(GRF(n=16), n_train=128, n_val=64, n_test=64, batch_size=32)
+        return fit_and_test(model, data, steps=8, root=tmp_path / str(cache)), data
+
+    (live, _), (cached, data) = run(False), run(True)
+    for key in ("test/log_det_F", "test/log_det_F_split"):
+        assert cached[key] == pytest.approx(live[key], rel=1e-4)
+    assert len(data.dataset("train").cache) == 128  # 8 steps = 2 epochs of 4 batches: each item computed once
+
+
+def test_summary_of_stored_diagrams_equals_the_summary_of_the_simulations():
+    summary = TopologicalSummary(PersLay(8, 16), filtration=GaussianSmoothing(0.7, learnable=False))
+    summary.eval()  # spectral norm's power iteration would otherwise change PersLay between the two calls
+    items = GRF(n=16).seed_matched(range(6))
+    stored = summary.diagram_tensors(items)
+    assert [t.shape[:3] for t in stored] == [(6, 5, 1)] * 2
+    live = summary(items.flatten(0, 1)).reshape(6, 5, -1)
+    torch.testing.assert_close(summary.vectorize_tensors(stored), live)
+
+
+def test_cache_diagrams_with_a_trainable_filtration_is_an_error():
+    summary = TopologicalSummary(PersLay(8, 16), filtration=GaussianSmoothing(0.5))
+    with pytest.raises(ValueError, match="cache_diagrams=true.*GaussianSmoothing.*learnable: false"):
+        TopoFisher(summary, cache_diagrams=True)
