@@ -21,13 +21,6 @@ def power_spectrum(theta: torch.Tensor, n: int, k_pivot: float) -> torch.Tensor:
     return torch.where(k > 0, amplitude * (safe / k_pivot) ** (-slope), torch.zeros_like(k))
 
 
-def grf_fields(theta: torch.Tensor, white: torch.Tensor, k_pivot: float = 1.0) -> torch.Tensor:
-    """x = ifft2(sqrt(P) fft2(w)) for unit white noise w: (..., n, n); theta: (..., 2) broadcastable. The field is
-    real and has covariance diagonal in Fourier space, E|fft2(x)_k|^2 = n^2 P(k)."""
-    p = power_spectrum(theta, white.shape[-1], k_pivot).to(white.dtype)
-    return torch.fft.ifft2(torch.sqrt(p) * torch.fft.fft2(white)).real
-
-
 def grf_fisher(theta: torch.Tensor, n: int, k_pivot: float = 1.0) -> torch.Tensor:
     """Exact Fisher matrix of theta = (A, B) for one n x n field: F_ij = 1/2 sum_{k != 0} d_i ln P d_j ln P over all
     n^2 - 1 nonzero grid modes (the real field's k and -k pair carries two real degrees of freedom, a self-conjugate

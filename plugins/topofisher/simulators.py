@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from plugins.topofisher.grf import grf_fields, grf_fisher
+from plugins.topofisher.grf import grf_fisher, power_spectrum
 from plugins.topofisher.lensing import SHIFTS, gaussian_map, lognormal_map, shape_noise_sigma
 from plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
 
@@ -62,14 +62,27 @@ class GRF(Simulator):
             raise ValueError(f"n={n} is too small; use a grid of at least 4 x 4 pixels.")
         self.n, self.k_pivot = n, k_pivot
 
-    def simulate(self, theta: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        white = torch.stack(
-            [
-                torch.randn(self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
-                for s in seeds
-            ]
-        )
-        return grf_fields(theta.to(torch.float64), white, self.k_pivot)
+    def simulate(self, theta: torch.Tensor, seeds: Sequence[int], chunk: int = 512) -> torch.Tensor:
+        """Fields x = ifft2(sqrt(P_theta) fft2(w_seed)) for each (theta_i, seed_i), w_seed unit white noise drawn
+        from ``Generator().manual_seed(seed)``: real, with E|fft2(x)_k|^2 = n^2 P(k). A seed-matched
+        batch repeats seeds and thetas, so the white noise and its FFT are computed once per distinct seed and
+        sqrt(P) once per distinct theta; real FFTs (sqrt(P) is even in k, so the product stays Hermitian)."""
+        seeds = list(seeds)
+        distinct = list(dict.fromkeys(seeds))
+        position = {s: i for i, s in enumerate(distinct)}
+        seed_index = torch.tensor([position[s] for s in seeds], dtype=torch.long)
+        thetas, theta_index = torch.unique(theta.to(torch.float64), dim=0, return_inverse=True)
+        amplitude = torch.sqrt(power_spectrum(thetas, self.n, self.k_pivot))[..., : self.n // 2 + 1]
+        out = torch.empty(len(seeds), self.n, self.n, dtype=torch.float64)
+        for start in range(0, len(distinct), chunk):
+            white = torch.stack(
+                [torch.randn(self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                 for s in distinct[start : start + chunk]]
+            )  # fmt: skip
+            rows = ((seed_index >= start) & (seed_index < start + chunk)).nonzero().squeeze(1)
+            noise = torch.fft.rfft2(white)[seed_index[rows] - start]
+            out[rows] = torch.fft.irfft2(amplitude[theta_index[rows]] * noise, s=(self.n, self.n))
+        return out
 
     def exact_fisher(self) -> torch.Tensor:
         return grf_fisher(self.theta_fid, self.n, self.k_pivot)

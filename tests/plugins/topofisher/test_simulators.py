@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,17 @@ def test_simulator_arguments_are_checked():
         GRF(dtheta=[0.1, -0.1])
     with pytest.raises(ValueError, match="kind"):
         LognormalLensing(kind="lpt")
+
+
+@pytest.mark.parametrize("n", [7, 16])
+def test_grf_fields_equal_the_direct_numpy_formula(n):
+    sim = GRF(n=n, theta_fid=[1.3, 0.7])
+    theta = torch.tensor([[1.3, 0.7], [0.9, 1.1], [1.3, 0.7]], dtype=torch.float64)
+    seeds = [5, 5, 8]
+    fields = sim.simulate(theta, seeds).numpy()
+    k = 2 * np.pi * np.fft.fftfreq(n)
+    kk = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
+    for field, (a, b), seed in zip(fields, theta.numpy(), seeds, strict=True):
+        white = torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
+        power = np.where(kk > 0, a * np.where(kk > 0, kk, 1.0) ** (-b), 0.0)
+        np.testing.assert_allclose(field, np.fft.ifft2(np.sqrt(power) * np.fft.fft2(white)).real, atol=1e-12)
