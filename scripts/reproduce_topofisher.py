@@ -216,7 +216,10 @@ def main() -> None:
         lines += spiral_section(epochs, n_fixed, args.work)
     if "lensing" in args.sections:
         lines += lensing_section(epochs, n_fixed, args.work)
-    lines += [f"Total wall time: {(time.time() - start) / 60:.1f} min.", ""]
+    figures = sorted(p.name for p in DOCS.glob("topofisher_*.png") if p.stat().st_mtime >= start)
+    lines += ["### Figures of the trained models (first test simulation; filtration = input vs filtered)", "",
+              *[f"![{name}]({name})" for name in figures if not name.endswith("_ellipses.png")], "",
+              f"Total wall time: {(time.time() - start) / 60:.1f} min.", ""]  # fmt: skip
     subset = sorted(args.sections) != ["grf", "lensing", "spiral"]
     (DOCS / (f"topofisher_{'_'.join(args.sections)}.md" if subset else "topofisher.md")).write_text("\n".join(lines))
     print("\n".join(lines))

@@ -97,12 +97,12 @@ class TopoFisher(FrameworkModule):
     def features(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         """Standardised summaries (B, 1 + 2p, d) of a batch of seed-matched items: the simulations
         (B, 1 + 2p, *shape) or, with ``cache_diagrams``, their stored diagrams."""
-        if self.cache_diagrams:
-            s = self.summary.vectorize_tensors(batch)
-        else:
-            x = batch[0]
-            s = self.summary(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
+        s = self.summary.vectorize_tensors(batch) if self.cache_diagrams else self._summarize(batch[0])
         return (s - self.shift) / self.scale
+
+    def _summarize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw summaries of simulations: (B, 1 + 2p, *shape) -> (B, 1 + 2p, d)."""
+        return self.summary(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
 
     def compress(self, s: torch.Tensor) -> torch.Tensor:
         """(..., d) -> (..., p): the MLP, or the fitted MOPED weights."""
@@ -110,8 +110,7 @@ class TopoFisher(FrameworkModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Compressed summaries of simulations x (B, 1 + 2p, *shape) -> (B, 1 + 2p, p) (diagrams computed here)."""
-        s = self.summary(x.flatten(0, 1)).reshape(*x.shape[:2], -1)
-        return self.compress((s - self.shift) / self.scale)
+        return self.compress((self._summarize(x) - self.shift) / self.scale)
 
     def _train_items(self, n: int, k: int | None = None) -> list[torch.Tensor]:
         """The first n training items (only their first k simulations), in the form the loaders serve."""
