@@ -35,25 +35,26 @@ def grid_ell(n: int, side_deg: float) -> torch.Tensor:
     return torch.sqrt(freq[:, None] ** 2 + freq[None, :] ** 2)
 
 
-def gaussian_map(theta: torch.Tensor, z: torch.Tensor, side_deg: float, c0: float, ell0: float, scale: float):
-    """Gaussian convergence map with the toy C_l: g = ifft2(fft2(z) sqrt(P)), P = C_l (n / L_rad)^2. (..., n, n)."""
-    n = z.shape[-1]
-    power = toy_cl(grid_ell(n, side_deg).to(z), theta, c0, ell0, scale) * (n / math.radians(side_deg)) ** 2
-    return torch.fft.ifft2(torch.fft.fft2(z) * torch.sqrt(power)).real
+def gaussian_power(theta: torch.Tensor, n: int, side_deg: float, c0: float, ell0: float, scale: float) -> torch.Tensor:
+    """Grid power P = C_l (n / L_rad)^2 of the toy C_l. theta (..., 2) -> (..., n, n)."""
+    return toy_cl(grid_ell(n, side_deg).to(theta), theta, c0, ell0, scale) * (n / math.radians(side_deg)) ** 2
 
 
-def lognormal_map(
-    theta: torch.Tensor, z: torch.Tensor, side_deg: float, c0: float, ell0: float, scale: float, lambda0: float
-) -> torch.Tensor:
-    """kappa = lambda (exp(g - var(g) / 2) - 1), g Gaussian with P_g = |fft2(ln(1 + xi / lambda^2))| (xi the
-    map-grid correlation function ifft2(P)), var(g) over each map's pixels. Steps 2-5 of the note. (..., n, n)."""
-    n = z.shape[-1]
+def lognormal_power(
+    theta: torch.Tensor, n: int, side_deg: float, c0: float, ell0: float, scale: float, lambda0: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P_g, lambda) of the Gaussian field behind a lognormal map: P_g = |fft2(ln(1 + xi / lambda^2))|, P_g[0, 0] = 0,
+    xi = ifft2(P) the map-grid correlation function of P = C_l (n / L_rad)^2 (steps 2-3 of the note).
+    theta (..., 2) -> P_g (..., n, n) float64, lambda (..., 1, 1)."""
     lam = shift_parameter(theta, lambda0)[..., None, None]
-    power = toy_cl(grid_ell(n, side_deg).to(z), theta, c0, ell0, scale) * (n / math.radians(side_deg)) ** 2
-    xi = torch.fft.ifft2(power).real
+    xi = torch.fft.ifft2(gaussian_power(theta, n, side_deg, c0, ell0, scale)).real
     power_g = torch.fft.fft2(torch.log1p(xi / lam**2)).abs()
     power_g[..., 0, 0] = 0
-    g = torch.fft.ifft2(torch.fft.fft2(z) * torch.sqrt(power_g)).real
+    return power_g, lam
+
+
+def lognormal_from_gaussian(g: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """kappa = lambda (exp(g - var(g) / 2) - 1), var(g) over each map's pixels (steps 4-5 of the note)."""
     var = g.var(dim=(-2, -1), keepdim=True)
     return lam * (torch.exp(g - var / 2) - 1)
 

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 import torch
 
 from plugins.topofisher.grf import grf_fisher, power_spectrum
-from plugins.topofisher.lensing import SHIFTS, gaussian_map, lognormal_map, shape_noise_sigma
+from plugins.topofisher.lensing import (
+    SHIFTS,
+    gaussian_power,
+    lognormal_from_gaussian,
+    lognormal_power,
+    shape_noise_sigma,
+)
 from plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
 
 
@@ -141,15 +147,28 @@ class LognormalLensing(Simulator):
         self.shifts = list(shifts)
         self.noise_sigma = noise_scale * shape_noise_sigma(n, side_deg, n_gal / bins, sigma_e)
 
-    def simulate(self, theta: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
-        gens = [torch.Generator().manual_seed(s) for s in seeds]
-        z = torch.stack([torch.randn(self.bins, 2, self.n, self.n, generator=g, dtype=torch.float64) for g in gens])
-        theta = theta.to(torch.float64)[:, None]  # (m, 1, 2) against (m, bins, n, n)
-        maps = []
+    def simulate(self, theta: torch.Tensor, seeds: Sequence[int], chunk: int = 2048) -> torch.Tensor:
+        """Maps for each (theta_i, seed_i): per bin, g = ifft2(fft2(z) sqrt(P)) from the seed's white noise z, made
+        lognormal (lensing.lognormal_from_gaussian) for ``kind="lognormal"``, plus shape noise from the same seed.
+        The noise FFTs are computed once per distinct seed and the spectra once per distinct theta."""
+        seeds = list(seeds)
+        distinct = list(dict.fromkeys(seeds))
+        position = {s: i for i, s in enumerate(distinct)}
+        seed_index = torch.tensor([position[s] for s in seeds], dtype=torch.long)
+        z = torch.stack([torch.randn(self.bins, 2, self.n, self.n, generator=torch.Generator().manual_seed(s),
+                                     dtype=torch.float64) for s in distinct])  # fmt: skip
+        noise_k = torch.fft.fft2(z[:, :, 0])  # (seeds, bins, n, n)
+        thetas, theta_index = torch.unique(theta.to(torch.float64), dim=0, return_inverse=True)
+        out = torch.empty(len(seeds), self.bins, self.n, self.n, dtype=torch.float64)
         for b in range(self.bins):
+            args = (thetas, self.n, self.side_deg, self.c0, self.ell0, self.scales[b])
             if self.kind == "lognormal":
-                maps.append(lognormal_map(theta[:, 0], z[:, b, 0], self.side_deg, self.c0, self.ell0,
-                                          self.scales[b], self.shifts[b]))  # fmt: skip
+                power, lam = lognormal_power(*args, self.shifts[b])
             else:
-                maps.append(gaussian_map(theta[:, 0], z[:, b, 0], self.side_deg, self.c0, self.ell0, self.scales[b]))
-        return torch.stack(maps, dim=1) + self.noise_sigma * z[:, :, 1]
+                power, lam = gaussian_power(*args), None
+            amplitude = torch.sqrt(power)
+            for start in range(0, len(seeds), chunk):
+                rows = slice(start, start + chunk)
+                g = torch.fft.ifft2(noise_k[seed_index[rows], b] * amplitude[theta_index[rows]]).real
+                out[rows, b] = g if lam is None else lognormal_from_gaussian(g, lam[theta_index[rows]])
+        return out + self.noise_sigma * z[seed_index, :, 1]
