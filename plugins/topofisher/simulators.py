@@ -20,6 +20,20 @@ from plugins.topofisher.lensing import (
 from plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
 
 
+def distinct_inputs(
+    theta: torch.Tensor, seeds: Sequence[int]
+) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A seed-matched batch repeats each seed 1 + 2p times and each theta once per seed: returns (distinct seeds in
+    first-seen order, index of each row's seed among them, distinct thetas (float64), index of each row's theta), so
+    that noise and spectra are computed once each."""
+    seeds = list(seeds)
+    distinct = list(dict.fromkeys(seeds))
+    position = {s: i for i, s in enumerate(distinct)}
+    seed_index = torch.tensor([position[s] for s in seeds], dtype=torch.long)
+    thetas, theta_index = torch.unique(theta.to(torch.float64), dim=0, return_inverse=True)
+    return distinct, seed_index, thetas, theta_index
+
+
 class Simulator:
     """Base class: ``theta_fid`` (p,), ``dtheta`` (p,), ``simulate(theta (m, p), seeds (m,)) -> (m, *shape)``."""
 
@@ -73,13 +87,9 @@ class GRF(Simulator):
         from ``Generator().manual_seed(seed)``: real, with E|fft2(x)_k|^2 = n^2 P(k). A seed-matched
         batch repeats seeds and thetas, so the white noise and its FFT are computed once per distinct seed and
         sqrt(P) once per distinct theta; real FFTs (sqrt(P) is even in k, so the product stays Hermitian)."""
-        seeds = list(seeds)
-        distinct = list(dict.fromkeys(seeds))
-        position = {s: i for i, s in enumerate(distinct)}
-        seed_index = torch.tensor([position[s] for s in seeds], dtype=torch.long)
-        thetas, theta_index = torch.unique(theta.to(torch.float64), dim=0, return_inverse=True)
+        distinct, seed_index, thetas, theta_index = distinct_inputs(theta, seeds)
         amplitude = torch.sqrt(power_spectrum(thetas, self.n, self.k_pivot))[..., : self.n // 2 + 1]
-        out = torch.empty(len(seeds), self.n, self.n, dtype=torch.float64)
+        out = torch.empty(len(seed_index), self.n, self.n, dtype=torch.float64)
         for start in range(0, len(distinct), chunk):
             white = torch.stack(
                 [torch.randn(self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
@@ -151,15 +161,11 @@ class LognormalLensing(Simulator):
         """Maps for each (theta_i, seed_i): per bin, g = ifft2(fft2(z) sqrt(P)) from the seed's white noise z, made
         lognormal (lensing.lognormal_from_gaussian) for ``kind="lognormal"``, plus shape noise from the same seed.
         The noise FFTs are computed once per distinct seed and the spectra once per distinct theta."""
-        seeds = list(seeds)
-        distinct = list(dict.fromkeys(seeds))
-        position = {s: i for i, s in enumerate(distinct)}
-        seed_index = torch.tensor([position[s] for s in seeds], dtype=torch.long)
+        distinct, seed_index, thetas, theta_index = distinct_inputs(theta, seeds)
         z = torch.stack([torch.randn(self.bins, 2, self.n, self.n, generator=torch.Generator().manual_seed(s),
                                      dtype=torch.float64) for s in distinct])  # fmt: skip
         noise_k = torch.fft.fft2(z[:, :, 0])  # (seeds, bins, n, n)
-        thetas, theta_index = torch.unique(theta.to(torch.float64), dim=0, return_inverse=True)
-        out = torch.empty(len(seeds), self.bins, self.n, self.n, dtype=torch.float64)
+        out = torch.empty(len(seed_index), self.bins, self.n, self.n, dtype=torch.float64)
         for b in range(self.bins):
             args = (thetas, self.n, self.side_deg, self.c0, self.ell0, self.scales[b])
             if self.kind == "lognormal":
@@ -167,7 +173,7 @@ class LognormalLensing(Simulator):
             else:
                 power, lam = gaussian_power(*args), None
             amplitude = torch.sqrt(power)
-            for start in range(0, len(seeds), chunk):
+            for start in range(0, len(seed_index), chunk):
                 rows = slice(start, start + chunk)
                 g = torch.fft.ifft2(noise_k[seed_index[rows], b] * amplitude[theta_index[rows]]).real
                 out[rows, b] = g if lam is None else lognormal_from_gaussian(g, lam[theta_index[rows]])
