@@ -128,6 +128,12 @@ class Muon(torch.optim.Optimizer):
         adamw_weight_decay: float = 0.0,
         distributed: bool = True,
     ) -> None:
+        for key, value in (("lr", lr), ("adamw_lr", adamw_lr)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"Muon {key}={value} must be a finite number > 0 (a negative step ascends the loss).")
+        for key, value in (("weight_decay", weight_decay), ("adamw_weight_decay", adamw_weight_decay)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"Muon {key}={value} must be a finite number >= 0.")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"Muon momentum={momentum} must be in [0, 1).")
         if orthogonalizer not in ("newton_schulz", "svd", "regularized"):
@@ -195,11 +201,18 @@ class Muon(torch.optim.Optimizer):
                     new.setdefault("weight_decay", adamw_wd)
                 groups.append(new)
         unmatched = [self.adamw_patterns[i].pattern for i in range(len(self.adamw_patterns)) if i not in matched]
+        example = [n for g in groups for n in g["param_names"]][:8]
         if self.user_patterns and unmatched:
-            example = [n for g in groups for n in g["param_names"]][:8]
             raise ValueError(
                 f"Muon adamw_patterns {unmatched} matched no parameter name, so those tensors would get Muon "
                 f"updates. Parameter names look like {example}; fix the regexes (they are matched with re.search)."
+            )
+        all_names = [n for g in groups for n in g["param_names"]]
+        unmatched_splits = [pat.pattern for pat, _ in self.split_rules if not any(pat.search(n) for n in all_names)]
+        if unmatched_splits:
+            raise ValueError(
+                f"Muon split_sizes patterns {unmatched_splits} matched no parameter name, so no weight would be "
+                f"split. Parameter names look like {example}; fix the regexes (they are matched with re.search)."
             )
         return groups
 

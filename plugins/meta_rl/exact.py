@@ -50,7 +50,9 @@ def enumerate_trajectories(env: TensorTaskEnv, task: Tasks) -> tuple[Trajectorie
         rows = list(itertools.product(itertools.product(range(env.n_arms), (0, 1)), repeat=h))
         actions = torch.tensor([[a for a, _ in row] for row in rows])
         rewards = torch.tensor([[r for _, r in row] for row in rows], dtype=env.dtype)
-        env_logp = (rewards * mu[actions].log() + (1 - rewards) * (1 - mu[actions]).log()).sum(-1)
+        # xlogy: an arm mean of exactly 0 or 1 gives its impossible outcomes log-probability -inf, not 0 * log 0 = NaN
+        p = mu[actions]
+        env_logp = (torch.special.xlogy(rewards, p) + torch.special.xlogy(1 - rewards, 1 - p)).sum(-1)
         obs = torch.zeros(len(rows), h, 1, dtype=env.dtype)
     elif isinstance(env, TensorTabularMDP):
         if env.reward_std != 0:

@@ -101,6 +101,21 @@ def test_user_pattern_matching_nothing_is_an_error():
         Muon(named_param_groups(nn.Sequential(nn.Linear(4, 4))), adamw_patterns=["lm_head"])
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lr": -0.02}, "lr=-0.02 must be a finite number > 0"),
+        ({"lr": float("nan")}, "lr=nan must be a finite number > 0"),
+        ({"adamw_lr": 0.0}, "adamw_lr=0.0 must be a finite number > 0"),
+        ({"weight_decay": -1.0}, "weight_decay=-1.0 must be a finite number >= 0"),
+        ({"split_sizes": {"qkv": [4, 4]}}, r"split_sizes patterns \['qkv'\] matched no parameter name"),
+    ],
+)
+def test_nonsense_arguments_are_refused_with_the_argument_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Muon(named_param_groups(nn.Sequential(nn.Linear(4, 4))), **kwargs)
+
+
 def muon_update(param_shape, view_fn, grad, **kw):
     """One Muon step from zero state on a param of ``param_shape`` (lr 1, no momentum, scale none)."""
     p = nn.Parameter(torch.zeros(param_shape, dtype=torch.float64))

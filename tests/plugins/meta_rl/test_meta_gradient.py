@@ -139,3 +139,20 @@ def test_first_order_maml_drops_the_inner_jacobian():
         g = torch.autograd.grad(exact_return(policy, adapted, env, task, 1.0), list(adapted.values()))
         direct = [d + q[index].prod() * gi for d, gi in zip(direct, g, strict=True)]
     assert _max_err(expected_estimator(meta, env, task, 2), direct) < 1e-12
+
+
+def test_bandit_enumeration_with_deterministic_arms_is_finite_and_continuous():
+    """Arm means of exactly 0 and 1 (a 0 * log 0 in the outcome probabilities) give the limit of nearby means."""
+    env, task, policy = bandit_setup()
+    meta = MetaPolicyGradient(policy, 0.5, 1.0, estimator="sgmrl", score_baseline="none")
+    exact_task = {**task, "means": torch.tensor([[0.0, 1.0, 0.3]], dtype=torch.float64)}
+    near_task = {**task, "means": torch.tensor([[1e-12, 1 - 1e-12, 0.3]], dtype=torch.float64)}
+    _, env_logp = enumerate_trajectories(env, exact_task)
+    assert not env_logp.isnan().any()
+    # for every action sequence the outcome probabilities sum to 1 (impossible outcomes get probability 0)
+    assert env_logp.exp().sum().item() == pytest.approx(env.n_arms**env.horizon, abs=1e-12)
+    exact_grad = expected_estimator(meta, env, exact_task, 2)
+    near_grad = expected_estimator(meta, env, near_task, 2)
+    assert all(g.isfinite().all() for g in exact_grad)
+    assert _max_err(exact_grad, near_grad) < 1e-9
+    assert _max_err(exact_grad, _grad_v(meta, env, exact_task, 2)) < 1e-12
