@@ -201,13 +201,13 @@ class Muon(torch.optim.Optimizer):
                     new.setdefault("weight_decay", adamw_wd)
                 groups.append(new)
         unmatched = [self.adamw_patterns[i].pattern for i in range(len(self.adamw_patterns)) if i not in matched]
-        example = [n for g in groups for n in g["param_names"]][:8]
+        all_names = [n for g in groups for n in g["param_names"]]
+        example = all_names[:8]
         if self.user_patterns and unmatched:
             raise ValueError(
                 f"Muon adamw_patterns {unmatched} matched no parameter name, so those tensors would get Muon "
                 f"updates. Parameter names look like {example}; fix the regexes (they are matched with re.search)."
             )
-        all_names = [n for g in groups for n in g["param_names"]]
         unmatched_splits = [pat.pattern for pat, _ in self.split_rules if not any(pat.search(n) for n in all_names)]
         if unmatched_splits:
             raise ValueError(
