@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev,peers,cripser]"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev,peers,cripser]"
 	touch $(STAMP)
 
 install: $(STAMP)

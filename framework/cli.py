@@ -1,7 +1,8 @@
 """The ``framework`` command: LightningCLI with plugin discovery, run directories, safe resume and sane defaults.
 
 ``framework fit|validate|test|predict --config configs/<plugin>/<name>.yaml [overrides]`` runs a Trainer method;
-``framework plugins`` lists what is installed; ``framework demo`` fits and tests the flow-matching quick config.
+``framework plugins`` lists what is installed; ``framework demo [plugin]`` fits and tests a plugin's demo config (the
+plugin marked ``DEFAULT_DEMO`` when none is named).
 
 Every run lives in one directory, ``runs/<config-dir>/<config-name>/version_<k>/`` (or ``--run_dir``): the
 resolved ``config.yaml``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and the offline ``wandb/`` run.
@@ -32,14 +33,14 @@ from framework.callbacks import (
     RNGStateCallback,
 )
 from framework.checkpoint import CheckpointError, load_checkpoint_safely
-from framework.registry import REPO_CONFIG_DIR, format_plugins, load_plugins
+from framework.registry import PluginLookupError, demo_config, format_plugins, load_plugins
 
 DEFAULT_SEED = 1234
 RUNS_ROOT = Path("runs")
 RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child processes (they re-run sys.argv)
 WANDB_ID_FILE = "wandb_run_id.txt"
 LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
-USER_ERRORS = (CheckpointError, NonFiniteLossError, FileNotFoundError)
+USER_ERRORS = (CheckpointError, NonFiniteLossError, FileNotFoundError, PluginLookupError)
 
 
 class ConfigSaver(SaveConfigCallback):
@@ -274,8 +275,10 @@ def print_summary(cli: FrameworkCLI, stage: str) -> None:
 
 
 def demo(extra: list[str]) -> None:
-    """Fit the flow-matching quick config on built-in data, then test its last checkpoint in the same run dir."""
-    config = REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"
+    """``framework demo [plugin] [overrides]``: fit the plugin's demo config on built-in data, then test its last
+    checkpoint in the same run dir. Without a plugin name the registry picks the one marked ``DEFAULT_DEMO``."""
+    plugin = extra.pop(0) if extra and not extra[0].startswith("-") else None
+    config = demo_config(plugin)
     fit = FrameworkCLI(args=["fit", "--config", str(config), *extra])
     FrameworkCLI(args=["test", "--config", str(config), "--run_dir", str(fit.run_dir), "--ckpt_path", "last", *extra])
 

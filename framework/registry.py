@@ -2,8 +2,16 @@
 
 A plugin is a Python module registered as ``name = "package.module"`` under the entry-point group
 ``framework.plugins``. Importing it makes its LightningModules and DataModules resolvable by short class name in
-the CLI (``--model FlowMatching``). A plugin module may set ``CONFIG_DIR`` (a path) to ship its own configs;
-otherwise its configs are looked up in ``configs/<name>/`` of this repository.
+the CLI (``--model FlowMatching``). The plugin module declares, as module attributes:
+
+- ``CONFIG_DIR`` (optional): the folder of its configs; every ``*.yaml`` below it (nested folders included) is listed
+  by ``framework plugins``. Configs in a ``real_data/`` folder read files the user supplies, so the conformance suite
+  only parses them; every other config must run on built-in data.
+- ``DEMO_CONFIG`` (optional): the config ``framework demo <name>`` fits and tests; ``DEFAULT_DEMO = True`` makes it
+  the one ``framework demo`` runs without a name.
+
+A plugin whose third-party dependencies are not installed is still listed, with the command that installs them
+(the extra of its distribution named after the plugin, when there is one), instead of breaking every command.
 """
 
 from __future__ import annotations
@@ -12,25 +20,37 @@ import importlib
 import inspect
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 
 import lightning.pytorch as pl
 
 ENTRY_POINT_GROUP = "framework.plugins"
-REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+REAL_DATA_DIR = "real_data"  # configs below a folder of this name need user-supplied files
+
+
+class PluginLookupError(LookupError):
+    """No installed plugin provides what was asked for (a config folder or a demo); the message lists what exists."""
 
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """What one registered plugin provides."""
+    """What one registered plugin provides, or (``missing`` set) why it cannot be imported and how to fix that."""
 
     name: str
     module: str
     models: tuple[str, ...] = ()
     datamodules: tuple[str, ...] = ()
     configs: tuple[Path, ...] = field(default_factory=tuple)
+    config_dir: Path | None = None
+    demo: Path | None = None
+    default_demo: bool = False
+    missing: str | None = None  # "needs <module>: pip install ..." when a dependency is not installed
+
+    def builtin_data_configs(self) -> tuple[Path, ...]:
+        """The configs that run on built-in data (all but those below a ``real_data/`` folder)."""
+        return tuple(c for c in self.configs if REAL_DATA_DIR not in c.relative_to(self.config_dir).parts[:-1])
 
 
 def _defined_subclasses(module: ModuleType, base: type) -> tuple[str, ...]:
@@ -44,44 +64,123 @@ def _defined_subclasses(module: ModuleType, base: type) -> tuple[str, ...]:
     return tuple(sorted(set(found)))
 
 
-def _config_dir(name: str, module: ModuleType) -> Path:
+def install_hint(plugin: str, missing_module: str, dist_name: str | None, dist_extras: list[str]) -> str:
+    """The one-line fix for a plugin whose dependency ``missing_module`` is not installed.
+
+    Uses the distribution's extra named after the plugin when it declares one (extras compare under PEP 685
+    normalisation, so ``meta_rl`` matches ``meta-rl``), else names the missing module itself.
+    """
+
+    def normalise(name: str) -> str:
+        return name.lower().replace("_", "-").replace(".", "-")
+
+    if dist_name and normalise(plugin) in {normalise(e) for e in dist_extras}:
+        return f"needs {missing_module}: pip install '{dist_name}[{plugin}]'"
+    return f"needs {missing_module}: pip install {missing_module}"
+
+
+def _missing_dependency(ep: EntryPoint, err: ModuleNotFoundError) -> str | None:
+    """The install hint when ``err`` is a missing third-party module (not a broken plugin), else None."""
+    missing = (err.name or "").split(".")[0]
+    own_package = ep.value.split(".")[0]
+    if not missing or missing == own_package:
+        return None
+    dist = getattr(ep, "dist", None)
+    extras = (dist.metadata.get_all("Provides-Extra") or []) if dist is not None else []
+    return install_hint(ep.name, missing, dist.metadata["Name"] if dist is not None else None, extras)
+
+
+def _describe(ep: EntryPoint, module: ModuleType) -> PluginInfo:
     own = getattr(module, "CONFIG_DIR", None)
-    return Path(own) if own is not None else REPO_CONFIG_DIR / name
+    config_dir = Path(own) if own is not None else None
+    configs = tuple(sorted(config_dir.rglob("*.yaml"))) if config_dir is not None and config_dir.is_dir() else ()
+    demo = getattr(module, "DEMO_CONFIG", None)
+    return PluginInfo(
+        name=ep.name,
+        module=ep.value,
+        models=_defined_subclasses(module, pl.LightningModule),
+        datamodules=_defined_subclasses(module, pl.LightningDataModule),
+        configs=configs,
+        config_dir=config_dir,
+        demo=Path(demo) if demo is not None else None,
+        default_demo=bool(getattr(module, "DEFAULT_DEMO", False)),
+    )
 
 
 @cache
 def load_plugins() -> tuple[PluginInfo, ...]:
     """Import every module registered under ``framework.plugins`` and describe it.
 
+    A plugin whose third-party dependency is missing is described with ``missing`` set (its install command).
+
     Raises:
-        ImportError: a registered module fails to import; the message names the entry point and its target.
+        ImportError: a registered module fails to import for any other reason; the message names the entry point.
     """
     infos = []
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             module = importlib.import_module(ep.value)
+        except ModuleNotFoundError as err:
+            hint = _missing_dependency(ep, err)
+            if hint is None:
+                raise _broken(ep, err) from err
+            infos.append(PluginInfo(name=ep.name, module=ep.value, missing=hint))
+            continue
         except Exception as err:  # re-raised with the entry point named, so the user knows which plugin broke
-            raise ImportError(
-                f"plugin {ep.name!r} (entry point {ep.name} = {ep.value!r} in group {ENTRY_POINT_GROUP!r}) "
-                f"failed to import: {err}. Fix the plugin or uninstall the package that registers it."
-            ) from err
-        config_dir = _config_dir(ep.name, module)
-        configs = tuple(sorted(config_dir.glob("*.yaml"))) if config_dir.is_dir() else ()
-        infos.append(
-            PluginInfo(
-                name=ep.name,
-                module=ep.value,
-                models=_defined_subclasses(module, pl.LightningModule),
-                datamodules=_defined_subclasses(module, pl.LightningDataModule),
-                configs=configs,
-            )
-        )
+            raise _broken(ep, err) from err
+        infos.append(_describe(ep, module))
     return tuple(infos)
 
 
+def _broken(ep: EntryPoint, err: Exception) -> ImportError:
+    return ImportError(
+        f"plugin {ep.name!r} (entry point {ep.name} = {ep.value!r} in group {ENTRY_POINT_GROUP!r}) "
+        f"failed to import: {err}. Fix the plugin or uninstall the package that registers it."
+    )
+
+
 def all_configs() -> list[Path]:
-    """Every config shipped by every registered plugin (the conformance suite runs over these)."""
-    return [cfg for info in load_plugins() for cfg in info.configs]
+    """Every config that runs on built-in data, of every importable plugin (the conformance suite runs these)."""
+    return [cfg for info in load_plugins() for cfg in info.builtin_data_configs()]
+
+
+def config_dir(plugin: str) -> Path:
+    """The config folder of an installed plugin, found by its registered name.
+
+    Raises:
+        PluginLookupError: no plugin of that name is installed, or it ships no configs (the message lists what exists).
+    """
+    infos = {info.name: info for info in load_plugins()}
+    info = infos.get(plugin)
+    if info is None or info.config_dir is None:
+        with_configs = sorted(n for n, i in infos.items() if i.config_dir is not None)
+        raise PluginLookupError(
+            f"plugin {plugin!r} has no config folder; installed plugins with configs: {with_configs}"
+        )
+    return info.config_dir
+
+
+def demo_config(plugin: str | None = None) -> Path:
+    """The config ``framework demo [plugin]`` runs: that plugin's ``DEMO_CONFIG``, or the one plugin marked
+    ``DEFAULT_DEMO`` when no name is given.
+
+    Raises:
+        PluginLookupError: the named plugin has no demo, or not exactly one installed plugin is the default.
+    """
+    infos = [info for info in load_plugins() if info.demo is not None]
+    names = sorted(info.name for info in infos)
+    if plugin is not None:
+        chosen = [info for info in infos if info.name == plugin]
+        if not chosen:
+            raise PluginLookupError(f"plugin {plugin!r} declares no DEMO_CONFIG; plugins with a demo: {names}")
+        return chosen[0].demo
+    defaults = [info for info in infos if info.default_demo]
+    if len(defaults) != 1:
+        raise PluginLookupError(
+            f"{len(defaults)} installed plugins set DEFAULT_DEMO; name one: `framework demo <plugin>` with <plugin> in "
+            f"{names}"
+        )
+    return defaults[0].demo
 
 
 def format_plugins(infos: tuple[PluginInfo, ...]) -> str:
@@ -91,10 +190,15 @@ def format_plugins(infos: tuple[PluginInfo, ...]) -> str:
     lines = []
     for info in infos:
         lines.append(f"{info.name}  ({info.module})")
+        if info.missing is not None:
+            lines.append(f"  not available: {info.missing}")
+            continue
         lines.append(f"  models:      {', '.join(info.models) or '-'}")
         lines.append(f"  datamodules: {', '.join(info.datamodules) or '-'}")
         cfgs = [_display_path(c) for c in info.configs]
         lines.append(f"  configs:     {', '.join(cfgs) or '-'}")
+        if info.demo is not None:
+            lines.append(f"  demo:        framework demo {info.name}{'  (the default)' if info.default_demo else ''}")
     return "\n".join(lines)
 
 

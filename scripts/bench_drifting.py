@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from plugins.drifting.field import batch_field
+from framework_plugins.drifting.field import batch_field
 
 
 def inputs(n: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:

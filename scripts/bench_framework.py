@@ -21,10 +21,10 @@ import lightning.pytorch as pl
 import torch
 
 from framework.cli import FrameworkCLI
-from framework.registry import REPO_CONFIG_DIR
-from plugins.flow_matching import FlowMatchingData
-from plugins.flow_matching.cfm import cfm_loss
-from plugins.flow_matching.velocity import VelocityMLP
+from framework.registry import config_dir
+from framework_plugins.flow_matching import FlowMatchingData
+from framework_plugins.flow_matching.cfm import cfm_loss
+from framework_plugins.flow_matching.velocity import VelocityMLP
 
 SIZES = {"small": {"hidden": 128, "batch": 256}, "medium": {"hidden": 512, "batch": 1024}}
 N_TRAIN = 32768
@@ -71,7 +71,7 @@ def framework_loop(hidden: int, batch: int, epochs: int, progress_bar: bool) -> 
     """Seconds per step of ``framework fit`` on the quick config with this size."""
     with tempfile.TemporaryDirectory() as run_dir:
         cli = FrameworkCLI(
-            args=["--config", str(REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"), f"--run_dir={run_dir}",
+            args=["--config", str(config_dir("flow_matching") / "quick.yaml"), f"--run_dir={run_dir}",
                   f"--model.init_args.hidden={hidden}", f"--data.init_args.batch_size={batch}",
                   f"--data.init_args.n_train={N_TRAIN}", f"--trainer.max_epochs={epochs}",
                   "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false",

@@ -23,8 +23,8 @@ def child(name: str, participants: int, steps: int, threads: int) -> dict[str, f
     import torch
     import torch.nn.functional as F
 
-    import plugins.gap_transformer as gt
-    from plugins.gap_transformer.datamodule import prepare_cohort
+    import framework_plugins.gap_transformer as gt
+    from framework_plugins.gap_transformer.datamodule import prepare_cohort
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -52,7 +52,7 @@ def bias_tensors_per_layer() -> int:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from plugins.gap_transformer.attention import attention_bias, time_distances
+    from framework_plugins.gap_transformer.attention import attention_bias, time_distances
 
     b, h, n = 8, 4, 30
     times, valid = -torch.rand(b, n), torch.rand(b, n) > 0.2
@@ -79,7 +79,7 @@ def pypots_ratio(threads: int) -> str:
         return "skipped: pypots is not installed (pip install pypots)"
     import torch
 
-    from plugins.gap_transformer.grud import GRUDNet
+    from framework_plugins.gap_transformer.grud import GRUDNet
 
     torch.set_num_threads(threads)
     b, v, f, hidden = 64, 10, 13, 64
@@ -95,7 +95,7 @@ def pypots_ratio(threads: int) -> str:
             fn()
         return (time.perf_counter() - start) / 20
 
-    from plugins.gap_transformer.grud import grud_deltas
+    from framework_plugins.gap_transformer.grud import grud_deltas
 
     deltas = grud_deltas(t, m)
     t_ours = timed(lambda: ours(x, m, t - t[:, -1:], torch.ones(b, v, dtype=torch.bool), torch.zeros(b, 4)).sum()

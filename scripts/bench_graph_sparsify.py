@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from framework.graph import (
+from framework_plugins.graph_sparsify.graph import (
     approx_resistances,
     components,
     edge_list,

@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from plugins.meta_rl.envs import GymVectorTaskEnv, PointNavEnv, TensorTaskEnv, make_env
-from plugins.meta_rl.meta import MetaPolicyGradient
-from plugins.meta_rl.policy import MLPPolicy
-from plugins.meta_rl.rollout import rollout
+from framework_plugins.meta_rl.envs import GymVectorTaskEnv, PointNavEnv, TensorTaskEnv, make_env
+from framework_plugins.meta_rl.meta import MetaPolicyGradient
+from framework_plugins.meta_rl.policy import MLPPolicy
+from framework_plugins.meta_rl.rollout import rollout
 
 N_TASKS, N_TRAJ, HORIZON, HIDDEN = 20, 20, 100, (100, 100)
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from framework.optim import Muon
 from framework.optim.orthogonalize import newton_schulz, newton_schulz_flops
-from plugins.moe_transformer import MoELanguageModel
+from framework_plugins.moe_transformer import MoELanguageModel
 
 
 def sync(device: torch.device) -> None:

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from plugins.topofisher.persistence import Diagram, cubical_diagrams, cubical_pairs
-from plugins.topofisher.simulators import GRF
-from plugins.topofisher.vectorizations import PersistenceImage
+from framework_plugins.topofisher.persistence import Diagram, cubical_diagrams, cubical_pairs
+from framework_plugins.topofisher.simulators import GRF
+from framework_plugins.topofisher.vectorizations import PersistenceImage
 
 
 def best_of(fn, repeats: int) -> float:

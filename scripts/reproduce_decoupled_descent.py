@@ -29,8 +29,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from framework.cli import main as framework
-from framework.registry import REPO_CONFIG_DIR
-from plugins.decoupled_descent.simulators import signal_directions
+from framework.registry import config_dir
+from framework_plugins.decoupled_descent.simulators import signal_directions
 
 TASKS = ("gmm", "xor", "digits", "probe_digits")
 VARIANTS = {
@@ -53,7 +53,7 @@ def fit(task: str, variant: str, seed: int, workdir: Path) -> dict:
     """Fit one config; return its history and (Gaussian mixture) exact m, q, test error and SE values at the end."""
     run_dir = workdir / f"{task}_{variant.replace(' ', '_')}_{seed}"
     cli = framework([
-        "fit", "--config", str(REPO_CONFIG_DIR / "decoupled_descent" / f"{task}.yaml"), f"--run_dir={run_dir}",
+        "fit", "--config", str(config_dir("decoupled_descent") / f"{task}.yaml"), f"--run_dir={run_dir}",
         f"--seed_everything={seed}", f"--data.init_args.seed={seed}", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false", *VARIANTS[variant], *EXTRA.get(task, []),
     ])  # fmt: skip

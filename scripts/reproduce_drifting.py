@@ -24,17 +24,17 @@ import matplotlib.pyplot as plt
 import torch
 
 from framework.cli import main as framework
-from framework.registry import REPO_CONFIG_DIR
-from plugins.drifting.field import normalized_drift_loss
-from plugins.drifting.kernels import KERNELS
-from plugins.drifting.module import overlap_ratio
+from framework.registry import config_dir
+from framework_plugins.drifting.field import normalized_drift_loss
+from framework_plugins.drifting.kernels import KERNELS
+from framework_plugins.drifting.module import overlap_ratio
 
 METRICS = ("mmd", "energy", "field_sq", "overlap_ratio")
 
 
 def train_and_test(config: str, kernel: str, seed: int, workdir: Path, out: Path) -> dict[str, float]:
     run_dir = workdir / f"{config}_{kernel}_{seed}"
-    common = ["--config", str(REPO_CONFIG_DIR / "drifting" / f"{config}.yaml"), f"--run_dir={run_dir}",
+    common = ["--config", str(config_dir("drifting") / f"{config}.yaml"), f"--run_dir={run_dir}",
               f"--seed_everything={seed}", f"--model.init_args.kernel={kernel}",
               "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
     framework(["fit", *common])

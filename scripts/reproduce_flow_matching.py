@@ -22,9 +22,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from framework.cli import main as framework
-from framework.registry import REPO_CONFIG_DIR
-from plugins.flow_matching.analytic import euler_w2_gaussian, euler_w2_mixture_1d
-from plugins.flow_matching.targets import analytic_target
+from framework.registry import config_dir
+from framework_plugins.flow_matching.analytic import euler_w2_gaussian, euler_w2_mixture_1d
+from framework_plugins.flow_matching.targets import analytic_target
 
 STEPS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 MIXTURE = {"weights": [0.3, 0.7], "means": [-2.0, 1.5], "stds": [0.5, 0.8]}
@@ -57,7 +57,7 @@ def exact_tables() -> tuple[list[str], dict[str, list[float]]]:
 
 def train_and_test(config: str, seed: int, workdir: Path) -> dict[str, float]:
     """Fit then test one config with one seed through the CLI; return the test metrics."""
-    path = REPO_CONFIG_DIR / "flow_matching" / f"{config}.yaml"
+    path = config_dir("flow_matching") / f"{config}.yaml"
     run_dir = workdir / f"{config}_seed{seed}"
     common = ["--config", str(path), f"--run_dir={run_dir}", f"--seed_everything={seed}",
               "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from framework.cli import main as framework
-from framework.registry import REPO_CONFIG_DIR
+from framework.registry import config_dir
 
 # run name -> (config, extra CLI arguments, table label)
 RUNS = {
@@ -41,7 +41,7 @@ PAPER = {"lme": ("0 (reference)", "0 (reference)"), "gap_transformer": ("13.1%",
 def train_and_test(run: str, seed: int, workdir: Path, extra: list[str]) -> tuple[dict[str, float], object, Path]:
     config, own, _ = RUNS[run]
     run_dir = workdir / f"{run}_{seed}"
-    common = ["--config", str(REPO_CONFIG_DIR / "gap_transformer" / f"{config}.yaml"), f"--run_dir={run_dir}",
+    common = ["--config", str(config_dir("gap_transformer") / f"{config}.yaml"), f"--run_dir={run_dir}",
               f"--seed_everything={seed}", f"--data.init_args.split_seed={seed}",
               "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *own, *extra]  # fmt: skip
     framework(["fit", *common])

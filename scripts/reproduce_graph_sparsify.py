@@ -30,12 +30,17 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 from threadpoolctl import threadpool_limits
 
-from framework.graph import effective_resistance_sparsify, exact_resistances, spectral_eps, uniform_sparsify
-from framework.metrics.geometry import geometry_report, relative_error
-from plugins.graph_sparsify import datasets
-from plugins.graph_sparsify.datamodule import edges
-from plugins.graph_sparsify.gnn import PolyGNN
-from plugins.graph_sparsify.module import weight_distance
+from framework_plugins.graph_sparsify import datasets
+from framework_plugins.graph_sparsify.datamodule import edges
+from framework_plugins.graph_sparsify.geometry import geometry_report, relative_error
+from framework_plugins.graph_sparsify.gnn import PolyGNN
+from framework_plugins.graph_sparsify.graph import (
+    effective_resistance_sparsify,
+    exact_resistances,
+    spectral_eps,
+    uniform_sparsify,
+)
+from framework_plugins.graph_sparsify.module import weight_distance
 
 OUT = Path("docs/results")
 CHEB = np.array([0.5, 0.3, 0.15, 0.05])  # fixed filter p = sum_k c_k T_k(L_sym - I)

@@ -5,8 +5,9 @@ bandits, tabular MDPs and 2-D navigation with several seeds; writes docs/results
     python scripts/reproduce_meta_rl.py --full     # paper sizes (point: 20x20x100, MLP 100x100, 500 its, 5 seeds)
     python scripts/reproduce_meta_rl.py --only cheetah_vel   # HalfCheetahVel (needs the [mujoco] extra)
 
-Training uses :class:`plugins.meta_rl.meta.MetaPolicyGradient` in a plain loop (the same math the LightningModule
-runs, without the trainer's per-step overhead); evaluation adapts on fixed held-out tasks with fixed noise.
+Training uses :class:`framework_plugins.meta_rl.meta.MetaPolicyGradient` in a plain loop (the same math the
+LightningModule runs, without the trainer's per-step overhead); evaluation adapts on fixed held-out tasks with fixed
+noise.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plugins.meta_rl.envs import make_env
-from plugins.meta_rl.exact import exact_return
-from plugins.meta_rl.expectations import exact_meta_objective, expected_estimator, hessians
-from plugins.meta_rl.meta import MetaPolicyGradient
-from plugins.meta_rl.policy import MLPPolicy
+from framework_plugins.meta_rl.envs import make_env
+from framework_plugins.meta_rl.exact import exact_return
+from framework_plugins.meta_rl.expectations import exact_meta_objective, expected_estimator, hessians
+from framework_plugins.meta_rl.meta import MetaPolicyGradient
+from framework_plugins.meta_rl.policy import MLPPolicy
 
 OUT = Path("docs/results")
 # label -> (estimator, score baseline)

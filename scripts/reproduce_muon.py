@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from framework.cli import main as framework
-from framework.registry import REPO_CONFIG_DIR
+from framework.registry import config_dir
 
 CONFIGS = ("adamw", "muon", "regularized_muon", "blockwise_muon")
 
@@ -34,7 +34,7 @@ def val_curve(metrics_csv: Path) -> list[tuple[int, float]]:
 
 
 def run(config: str, seed: int, workdir: Path) -> dict:
-    path = REPO_CONFIG_DIR / "moe_transformer" / f"{config}.yaml"
+    path = config_dir("moe_transformer") / f"{config}.yaml"
     run_dir = workdir / f"{config}_seed{seed}"
     common = ["--config", str(path), f"--run_dir={run_dir}", f"--seed_everything={seed}", "--trainer.logger=CSVLogger",
               "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip

@@ -23,13 +23,14 @@ from pathlib import Path
 import torch
 
 from framework.cli import main as cli_main
-from plugins.topofisher.evaluation import bootstrap_log_det, fixed_summary_fisher
-from plugins.topofisher.filtrations import DistanceToMeasure
-from plugins.topofisher.fisher import fisher_from_summaries
-from plugins.topofisher.plots import ellipse
-from plugins.topofisher.simulators import GRF, LognormalLensing, NoisySpiral
-from plugins.topofisher.summaries import PeakCounts, PowerSpectrum, TopologicalSummary
-from plugins.topofisher.vectorizations import PersistenceImage
+from framework.registry import config_dir
+from framework_plugins.topofisher.evaluation import bootstrap_log_det, fixed_summary_fisher
+from framework_plugins.topofisher.filtrations import DistanceToMeasure
+from framework_plugins.topofisher.fisher import fisher_from_summaries
+from framework_plugins.topofisher.plots import ellipse
+from framework_plugins.topofisher.simulators import GRF, LognormalLensing, NoisySpiral
+from framework_plugins.topofisher.summaries import PeakCounts, PowerSpectrum, TopologicalSummary
+from framework_plugins.topofisher.vectorizations import PersistenceImage
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "results"
@@ -50,7 +51,7 @@ def train(config: str, run_dir: Path, epochs: int | None, *overrides: str):
     metrics)."""
     args = [f"--run_dir={run_dir}", "--trainer.enable_progress_bar=false", "--trainer.logger=CSVLogger",
             *([f"--trainer.max_epochs={epochs}"] if epochs else []), *overrides]  # fmt: skip
-    cli = cli_main(["fit", "--config", str(ROOT / "configs" / "topofisher" / config), *args])
+    cli = cli_main(["fit", "--config", str(config_dir("topofisher") / config), *args])
     cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     return cli, {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
 

@@ -3,7 +3,6 @@ to every run."""
 
 from framework.callbacks.checkpoint import AtomicModelCheckpoint
 from framework.callbacks.finite_loss import FiniteLossGuard, NonFiniteLossError
-from framework.callbacks.geometry import GeometryProbe
 from framework.callbacks.hamiltonian import HamiltonianMonitor
 from framework.callbacks.predictions import PredictionWriter
 from framework.callbacks.rng_state import RNGStateCallback
@@ -11,7 +10,6 @@ from framework.callbacks.rng_state import RNGStateCallback
 __all__ = [
     "AtomicModelCheckpoint",
     "FiniteLossGuard",
-    "GeometryProbe",
     "HamiltonianMonitor",
     "NonFiniteLossError",
     "PredictionWriter",

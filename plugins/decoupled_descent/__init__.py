@@ -5,7 +5,11 @@ Paper: Max Lovig, "Decoupled Descent: Exact Test Error Tracking Via Approximate 
 The reusable algorithm lives in :mod:`framework.optim.decoupled_descent`. See README.md.
 """
 
-from plugins.decoupled_descent.datamodule import DecoupledDescentData
-from plugins.decoupled_descent.module import DecoupledDescentClassifier
+from framework_plugins import builtin_config_dir
+from framework_plugins.decoupled_descent.datamodule import DecoupledDescentData
+from framework_plugins.decoupled_descent.module import DecoupledDescentClassifier
+
+CONFIG_DIR = builtin_config_dir("decoupled_descent")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
 __all__ = ["DecoupledDescentClassifier", "DecoupledDescentData"]

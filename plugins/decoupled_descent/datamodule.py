@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 
 from framework.data import TensorSplitsDataModule
-from plugins.decoupled_descent.real_data import (
+from framework_plugins.decoupled_descent.real_data import (
     binary_labels,
     cifar10,
     estimate_noise_var,
@@ -17,7 +17,7 @@ from plugins.decoupled_descent.real_data import (
     sklearn_digits,
     standardize,
 )
-from plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions, xor_mixture
+from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions, xor_mixture
 
 Task = Literal["gmm", "xor", "digits", "mnist", "probe_digits", "probe_cifar10"]
 TASKS = ("gmm", "xor", "digits", "mnist", "probe_digits", "probe_cifar10")

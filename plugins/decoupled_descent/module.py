@@ -13,9 +13,9 @@ from torchmetrics import MeanMetric
 from framework.figures import log_figure
 from framework.module import FrameworkModule
 from framework.optim.decoupled_descent import OnsagerMemory, sgd_coefficients
-from plugins.decoupled_descent.net import Activation, ReadoutNetwork, classification_error
-from plugins.decoupled_descent.state_evolution import state_evolution
-from plugins.decoupled_descent.step import full_batch_step
+from framework_plugins.decoupled_descent.net import Activation, ReadoutNetwork, classification_error
+from framework_plugins.decoupled_descent.state_evolution import state_evolution
+from framework_plugins.decoupled_descent.step import full_batch_step
 
 SE_SEED = 4242
 MAX_SE_STEPS = 2000

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from framework.optim.decoupled_descent import OnsagerMemory, onsager_matrix, per_sample_derivatives, sgd_coefficients
-from plugins.decoupled_descent.net import ReadoutNetwork, classification_error
+from framework_plugins.decoupled_descent.net import ReadoutNetwork, classification_error
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 

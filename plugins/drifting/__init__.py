@@ -5,7 +5,11 @@ Papers: Deng, Li, Li, Du & He, "Generative Modeling via Drifting" (arXiv 2602.04
 and Stability of Generative Drifting with Companion-Elliptic Kernel Families" (arXiv 2604.24196). See README.md.
 """
 
-from plugins.drifting.datamodule import DriftingData
-from plugins.drifting.module import DriftingGenerator
+from framework_plugins import builtin_config_dir
+from framework_plugins.drifting.datamodule import DriftingData
+from framework_plugins.drifting.module import DriftingGenerator
+
+CONFIG_DIR = builtin_config_dir("drifting")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
 __all__ = ["DriftingData", "DriftingGenerator"]

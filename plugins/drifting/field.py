@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from plugins.drifting.kernels import KernelName, log_kernel
+from framework_plugins.drifting.kernels import KernelName, log_kernel
 
 SELF_PENALTY = 1e6  # added to the logits' distance of x_i to itself when the negatives are the queries (Alg. 2)
 

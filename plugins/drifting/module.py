@@ -10,9 +10,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from framework.figures import log_figure
 from framework.metrics import moment_matched_gaussian, sample_distances
 from framework.module import FrameworkModule, default_optimizer
-from plugins.drifting.field import kernel_overlap, normalized_drift_loss
-from plugins.drifting.generator import ConvGenerator, MLPGenerator
-from plugins.drifting.kernels import KernelName
+from framework_plugins.drifting.field import kernel_overlap, normalized_drift_loss
+from framework_plugins.drifting.generator import ConvGenerator, MLPGenerator
+from framework_plugins.drifting.kernels import KernelName
 
 EVAL_SEED = 4242
 

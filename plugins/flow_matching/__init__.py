@@ -5,7 +5,12 @@ Paper: A. Stéphanovitch, "Lipschitz regularity in Flow Matching and Diffusion M
 functional inequalities" (arXiv 2604.06065). See README.md in this folder.
 """
 
-from plugins.flow_matching.datamodule import FlowMatchingData
-from plugins.flow_matching.module import FlowMatching
+from framework_plugins import builtin_config_dir
+from framework_plugins.flow_matching.datamodule import FlowMatchingData
+from framework_plugins.flow_matching.module import FlowMatching
+
+CONFIG_DIR = builtin_config_dir("flow_matching")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
+DEFAULT_DEMO = True  # `framework demo` without a name runs this one
 
 __all__ = ["FlowMatching", "FlowMatchingData"]

@@ -137,7 +137,7 @@ def euler_w2_mixture_1d(
     target = GaussianMixture(
         torch.from_numpy(weights), torch.from_numpy(means)[:, None], torch.from_numpy(stds**2)[:, None, None]
     )
-    from plugins.flow_matching.samplers import euler_sample
+    from framework_plugins.flow_matching.samplers import euler_sample
 
     x0 = torch.from_numpy(ndtri(u))[:, None]
     xn = euler_sample(target.velocity, x0, n_steps)[:, 0].numpy()

@@ -6,8 +6,15 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from framework.data import TensorSplitsDataModule, make_loader
-from plugins.flow_matching.analytic import GaussianMixture
-from plugins.flow_matching.targets import ANALYTIC_TARGETS, TARGETS, TOY_TARGETS, analytic_target, digits, toy_2d
+from framework_plugins.flow_matching.analytic import GaussianMixture
+from framework_plugins.flow_matching.targets import (
+    ANALYTIC_TARGETS,
+    TARGETS,
+    TOY_TARGETS,
+    analytic_target,
+    digits,
+    toy_2d,
+)
 
 
 class FlowMatchingData(TensorSplitsDataModule):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.func import jacrev, vmap
 
-from plugins.flow_matching.samplers import Velocity
+from framework_plugins.flow_matching.samplers import Velocity
 
 
 def jacobian_spectral_norms(velocity: Velocity, x: torch.Tensor, t: float) -> torch.Tensor:

@@ -10,11 +10,11 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from framework.figures import log_figure
 from framework.metrics import moment_matched_gaussian, sample_distances, w2_empirical
 from framework.module import FrameworkModule, default_optimizer
-from plugins.flow_matching.analytic import GaussianMixture
-from plugins.flow_matching.cfm import cfm_loss
-from plugins.flow_matching.lipschitz import lipschitz_profile
-from plugins.flow_matching.samplers import SAMPLERS, euler_sample, heun_sample
-from plugins.flow_matching.velocity import VelocityMLP
+from framework_plugins.flow_matching.analytic import GaussianMixture
+from framework_plugins.flow_matching.cfm import cfm_loss
+from framework_plugins.flow_matching.lipschitz import lipschitz_profile
+from framework_plugins.flow_matching.samplers import SAMPLERS, euler_sample, heun_sample
+from framework_plugins.flow_matching.velocity import VelocityMLP
 
 REFERENCE_STEPS = 256  # Heun steps of the reference solution for the learned field's Euler error
 EVAL_SEED = 2024  # seeds validation noise and test-time sampling, so metrics are comparable across runs

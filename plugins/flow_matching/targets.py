@@ -7,7 +7,7 @@ import math
 import torch
 
 from framework.data.toys import TOY_2D, digits, mixture_means, toy_2d
-from plugins.flow_matching.analytic import GaussianMixture
+from framework_plugins.flow_matching.analytic import GaussianMixture
 
 TOY_TARGETS = TOY_2D
 ANALYTIC_TARGETS = ("gaussian", "anisotropic_gaussian", "gmm")

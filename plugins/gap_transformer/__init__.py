@@ -5,7 +5,11 @@ Paper: Tong, Wang, Wang & Ni, "Forecasting Medium-Horizon Alzheimer's Disease Pr
 Transformers for 24-Month CDR-SB Change from ADNI Clinical and Biomarker Histories" (arXiv 2605.16319). README.md.
 """
 
-from plugins.gap_transformer.datamodule import ADNICohort
-from plugins.gap_transformer.module import GRUD, GapAwareTransformer, LMEReference, STraTS
+from framework_plugins import builtin_config_dir
+from framework_plugins.gap_transformer.datamodule import ADNICohort
+from framework_plugins.gap_transformer.module import GRUD, GapAwareTransformer, LMEReference, STraTS
+
+CONFIG_DIR = builtin_config_dir("gap_transformer")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
 __all__ = ["ADNICohort", "GRUD", "GapAwareTransformer", "LMEReference", "STraTS"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from plugins.gap_transformer.schema import FEATURES, STATIC, TARGET
+from framework_plugins.gap_transformer.schema import FEATURES, STATIC, TARGET
 
 TOLERANCE_MONTHS = 1e-4  # visit times are rounded to 1e-6 years
 
@@ -74,7 +74,7 @@ def label_visit(times: np.ndarray, cdrsb: np.ndarray, anchor: int, window: tuple
 
 def build_anchors(clean: pd.DataFrame, max_visits: int = 10, window: tuple[float, float] = (18.0, 30.0),
                   horizon: float = 24.0) -> Anchors:  # fmt: skip
-    """Anchors, labels and histories of a clean cohort frame (see :mod:`plugins.gap_transformer.schema`)."""
+    """Anchors, labels and histories of a clean cohort frame (see :mod:`framework_plugins.gap_transformer.schema`)."""
     if max_visits < 1:
         raise ValueError(f"max_visits={max_visits} must be >= 1 (history visits kept per anchor).")
     n_feat = len(FEATURES)

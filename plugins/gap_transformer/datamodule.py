@@ -11,11 +11,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from framework.data import TensorSplitsDataModule, grouped_split
-from plugins.gap_transformer.anchors import Anchors, build_anchors
-from plugins.gap_transformer.lme import LMEFit, select_lme
-from plugins.gap_transformer.loader import load_adni_csv
-from plugins.gap_transformer.schema import FEATURES, clean_cohort
-from plugins.gap_transformer.synthetic import simulate_cohort
+from framework_plugins.gap_transformer.anchors import Anchors, build_anchors
+from framework_plugins.gap_transformer.lme import LMEFit, select_lme
+from framework_plugins.gap_transformer.loader import load_adni_csv
+from framework_plugins.gap_transformer.schema import FEATURES, clean_cohort
+from framework_plugins.gap_transformer.synthetic import simulate_cohort
 
 FIELDS = ("values", "mask", "times", "visit_valid", "static", "y_ref", "y")
 

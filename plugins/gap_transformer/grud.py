@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plugins.gap_transformer.embeddings import StaticEncoder
+from framework_plugins.gap_transformer.embeddings import StaticEncoder
 
 
 def grud_deltas(times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from framework.data import require_file
-from plugins.gap_transformer.schema import REQUIRED, clean_cohort
+from framework_plugins.gap_transformer.schema import REQUIRED, clean_cohort
 
 HOW_TO_GET = (
     "request access at https://adni.loni.usc.edu (Study Data > Tabular Data: ADNIMERGE.csv, or the TADPOLE "
@@ -16,7 +16,7 @@ HOW_TO_GET = (
 
 
 def load_adni_csv(path: str | Path) -> pd.DataFrame:
-    """The clean cohort frame (see :mod:`plugins.gap_transformer.schema`) of an ADNIMERGE or TADPOLE CSV.
+    """The clean cohort frame (see :mod:`framework_plugins.gap_transformer.schema`) of an ADNIMERGE or TADPOLE CSV.
 
     Raises ``FileNotFoundError`` (where to put the file) when it is absent and ``ValueError`` naming the column /
     row / value when it is empty, lacks columns or holds non-numeric values in numeric columns.

@@ -15,9 +15,9 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from framework.figures import log_figure
 from framework.module import FrameworkModule, default_optimizer
-from plugins.gap_transformer.grud import GRUDNet
-from plugins.gap_transformer.networks import GapAwareTransformerNet, STraTSNet
-from plugins.gap_transformer.schema import FEATURES, STATIC
+from framework_plugins.gap_transformer.grud import GRUDNet
+from framework_plugins.gap_transformer.networks import GapAwareTransformerNet, STraTSNet
+from framework_plugins.gap_transformer.schema import FEATURES, STATIC
 
 N_VARIABLES, N_STATIC = len(FEATURES), len(STATIC)
 

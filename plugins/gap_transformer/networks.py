@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plugins.gap_transformer.attention import TransformerBlock, time_distances
-from plugins.gap_transformer.embeddings import StaticEncoder, TripletEmbedding, grid_to_triplets
+from framework_plugins.gap_transformer.attention import TransformerBlock, time_distances
+from framework_plugins.gap_transformer.embeddings import StaticEncoder, TripletEmbedding, grid_to_triplets
 
 
 class GapAwareTransformerNet(nn.Module):

@@ -5,7 +5,12 @@ representation-geometry probes.
 Seed paper: "Spectral Graph Sparsification Preserves Representation Geometry in Graph Neural Networks". See README.md.
 """
 
-from plugins.graph_sparsify.datamodule import GraphSparsifyData
-from plugins.graph_sparsify.module import TwinSparsifiedGNN
+from framework_plugins import builtin_config_dir
+from framework_plugins.graph_sparsify.datamodule import GraphSparsifyData
+from framework_plugins.graph_sparsify.geometry_probe import GeometryProbe
+from framework_plugins.graph_sparsify.module import TwinSparsifiedGNN
 
-__all__ = ["GraphSparsifyData", "TwinSparsifiedGNN"]
+CONFIG_DIR = builtin_config_dir("graph_sparsify")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
+
+__all__ = ["GeometryProbe", "GraphSparsifyData", "TwinSparsifiedGNN"]

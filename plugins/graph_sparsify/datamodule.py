@@ -10,7 +10,8 @@ import scipy.sparse as sp
 import torch
 
 from framework.data import TensorSplitsDataModule
-from framework.graph import (
+from framework_plugins.graph_sparsify import datasets
+from framework_plugins.graph_sparsify.graph import (
     EpsCertificate,
     Sparsified,
     effective_resistance_sparsify,
@@ -19,7 +20,6 @@ from framework.graph import (
     spectral_eps,
     uniform_sparsify,
 )
-from plugins.graph_sparsify import datasets
 
 DATASETS = ("sbm", "rgg", "digits", "fashion_mnist", "cora", "paul15")
 SPARSIFIERS = ("effective_resistance", "uniform", "knn_prune", "none")
@@ -46,7 +46,8 @@ class GraphSparsifyData(TensorSplitsDataModule):
             bisection so that the expected number of distinct edges matches) and then by ``samples_factor``
             (q = samples_factor n ln n), in that order of precedence.
         scheme: effective-resistance sampling ``replacement`` (SS08: q draws) or ``independent`` (each edge kept
-            with probability min(1, q p_e)); see :func:`framework.graph.effective_resistance_sparsify`.
+            with probability min(1, q p_e)); see
+            :func:`framework_plugins.graph_sparsify.graph.effective_resistance_sparsify`.
         resistance: ``exact`` | ``approx`` (JL with ``jl_k`` solves) | ``auto``.
         num_nodes, num_blocks, p_in, p_out, feature_dim, feature_noise: SBM (``num_blocks`` = classes for rgg).
         radius: rgg connection radius. knn_k: kNN graphs. pca_dim: FashionMNIST / Paul15 features.

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from framework.data import require_file
-from framework.graph import adjacency, from_edges, knn_graph
+from framework_plugins.graph_sparsify.graph import adjacency, from_edges, knn_graph
 
 PLANETOID_RAW = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 

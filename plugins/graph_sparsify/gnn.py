@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import SGConv, TAGConv
 
-from plugins.graph_sparsify.filters import BernProp, FixedCheb, GPRProp
+from framework_plugins.graph_sparsify.filters import BernProp, FixedCheb, GPRProp
 
 FilterKind = Literal["cheb", "sgc", "tag", "gpr", "bern"]
 KINDS = ("cheb", "sgc", "tag", "gpr", "bern")

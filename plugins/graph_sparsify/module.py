@@ -1,6 +1,6 @@
 """Twin training: one polynomial-filter GNN on the dense graph G and an identical copy on its sparsifier H,
 same initialization and batches, stepped in lockstep; logs the weight-trajectory distance and exposes paired
-representations to :class:`framework.callbacks.GeometryProbe`."""
+representations to :class:`~framework_plugins.graph_sparsify.geometry_probe.GeometryProbe`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from framework.figures import log_figure
 from framework.module import FrameworkModule, default_optimizer
-from plugins.graph_sparsify.gnn import FilterKind, PolyGNN
+from framework_plugins.graph_sparsify.gnn import FilterKind, PolyGNN
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ class TwinSparsifiedGNN(FrameworkModule):
     ``<stage>/acc_dense_weights_on_sparse`` (dense model's weights on H), ``<stage>/eps_hat`` (measured eps),
     ``<stage>/kept_fraction`` and ``<stage>/weight_distance``; a figure of the weight distance at the end of fit.
 
-    Args: see :class:`plugins.graph_sparsify.gnn.PolyGNN`.
+    Args: see :class:`framework_plugins.graph_sparsify.gnn.PolyGNN`.
     """
 
     def __init__(

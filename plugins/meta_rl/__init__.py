@@ -7,7 +7,11 @@ Papers: Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation
 Meta-Reinforcement Learning" (SG-MRL, OpenReview Xs-vglI4EBi). See README.md.
 """
 
-from plugins.meta_rl.datamodule import MetaRLTasks
-from plugins.meta_rl.module import MetaRL
+from framework_plugins import builtin_config_dir
+from framework_plugins.meta_rl.datamodule import MetaRLTasks
+from framework_plugins.meta_rl.module import MetaRL
+
+CONFIG_DIR = builtin_config_dir("meta_rl")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
 __all__ = ["MetaRL", "MetaRLTasks"]

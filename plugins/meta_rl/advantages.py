@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from plugins.meta_rl.rollout import Trajectories
+from framework_plugins.meta_rl.rollout import Trajectories
 
 Baseline = Literal["none", "linear"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from plugins.meta_rl.rollout import Trajectories
+from framework_plugins.meta_rl.rollout import Trajectories
 
 
 def pg_surrogate(logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,11 +7,11 @@ import itertools
 
 import torch
 
-from plugins.meta_rl.envs.bandit import TensorBandit
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
-from plugins.meta_rl.envs.tabular_mdp import TensorTabularMDP
-from plugins.meta_rl.policy import MLPPolicy, Params
-from plugins.meta_rl.rollout import Trajectories
+from framework_plugins.meta_rl.envs.bandit import TensorBandit
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.tabular_mdp import TensorTabularMDP
+from framework_plugins.meta_rl.policy import MLPPolicy, Params
+from framework_plugins.meta_rl.rollout import Trajectories
 
 
 def action_probs(policy: MLPPolicy, params: Params, env: TensorTaskEnv) -> torch.Tensor:

@@ -9,13 +9,13 @@ from collections.abc import Callable
 import torch
 from torch.func import hessian
 
-from plugins.meta_rl.advantages import compute_advantages
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
-from plugins.meta_rl.estimators import dice_surrogate, pg_surrogate
-from plugins.meta_rl.exact import all_batches, enumerate_trajectories, exact_return, select
-from plugins.meta_rl.meta import MetaPolicyGradient
-from plugins.meta_rl.policy import MLPPolicy, Params, per_task
-from plugins.meta_rl.rollout import Trajectories
+from framework_plugins.meta_rl.advantages import compute_advantages
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.estimators import dice_surrogate, pg_surrogate
+from framework_plugins.meta_rl.exact import all_batches, enumerate_trajectories, exact_return, select
+from framework_plugins.meta_rl.meta import MetaPolicyGradient
+from framework_plugins.meta_rl.policy import MLPPolicy, Params, per_task
+from framework_plugins.meta_rl.rollout import Trajectories
 
 
 def as_tasks(batch: Trajectories) -> Trajectories:

@@ -27,17 +27,17 @@ from typing import Literal
 import torch
 from torch import nn
 
-from plugins.meta_rl.advantages import Baseline, compute_advantages
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
-from plugins.meta_rl.estimators import (
+from framework_plugins.meta_rl.advantages import Baseline, compute_advantages
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.estimators import (
     dice_surrogate,
     leave_one_task_out_mean,
     per_step_return,
     pg_surrogate,
     score_surrogate,
 )
-from plugins.meta_rl.policy import MLPPolicy, Params, per_task
-from plugins.meta_rl.rollout import Trajectories, rollout
+from framework_plugins.meta_rl.policy import MLPPolicy, Params, per_task
+from framework_plugins.meta_rl.rollout import Trajectories, rollout
 
 Estimator = Literal["sgmrl", "maml", "fomaml", "sgmrl_hessian_batch"]
 ESTIMATORS = ("sgmrl", "maml", "fomaml", "sgmrl_hessian_batch")

@@ -9,11 +9,11 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from framework.figures import log_figure
 from framework.module import FrameworkModule
-from plugins.meta_rl.advantages import Baseline
-from plugins.meta_rl.datamodule import TaskSeedStream
-from plugins.meta_rl.envs import make_env
-from plugins.meta_rl.meta import Estimator, MetaPolicyGradient, ScoreBaseline
-from plugins.meta_rl.policy import MLPPolicy
+from framework_plugins.meta_rl.advantages import Baseline
+from framework_plugins.meta_rl.datamodule import TaskSeedStream
+from framework_plugins.meta_rl.envs import make_env
+from framework_plugins.meta_rl.meta import Estimator, MetaPolicyGradient, ScoreBaseline
+from framework_plugins.meta_rl.policy import MLPPolicy
 
 EVAL_SEED = 9173
 

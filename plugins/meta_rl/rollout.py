@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
-from plugins.meta_rl.policy import MLPPolicy, Params
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.policy import MLPPolicy, Params
 
 
 @dataclass

@@ -5,7 +5,11 @@ Paper: "Move on Muon: A Hamiltonian probability gradient flow perspective of Muo
 Sriperumbudur, arXiv 2605.23871). See README.md in this folder.
 """
 
-from plugins.moe_transformer.datamodule import StdlibBytes
-from plugins.moe_transformer.module import MoELanguageModel
+from framework_plugins import builtin_config_dir
+from framework_plugins.moe_transformer.datamodule import StdlibBytes
+from framework_plugins.moe_transformer.module import MoELanguageModel
+
+CONFIG_DIR = builtin_config_dir("moe_transformer")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
 __all__ = ["MoELanguageModel", "StdlibBytes"]

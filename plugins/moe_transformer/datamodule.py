@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from framework.data import TensorSplitsDataModule
-from plugins.moe_transformer.corpus import load_split, windows
+from framework_plugins.moe_transformer.corpus import load_split, windows
 
 
 class StdlibBytes(TensorSplitsDataModule):

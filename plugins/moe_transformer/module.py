@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from framework.module import FrameworkModule, default_optimizer
-from plugins.moe_transformer.model import MoETransformer
+from framework_plugins.moe_transformer.model import MoETransformer
 
 
 class MoELanguageModel(FrameworkModule):

@@ -6,7 +6,11 @@ Paper: "TopoFisher: Learning Topological Summary Statistics by Maximizing Fisher
 See README.md.
 """
 
-from plugins.topofisher.datamodule import TopoFisherData
-from plugins.topofisher.module import TopoFisher
+from framework_plugins import builtin_config_dir
+from framework_plugins.topofisher.datamodule import TopoFisherData
+from framework_plugins.topofisher.module import TopoFisher
+
+CONFIG_DIR = builtin_config_dir("topofisher")
+DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
 __all__ = ["TopoFisher", "TopoFisherData"]

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from framework.data import MemoizedDataset, TensorSplitsDataModule, make_loader
-from plugins.topofisher.simulators import GRF, Simulator
+from framework_plugins.topofisher.simulators import GRF, Simulator
 
 SPLIT_OFFSETS = {"train": 0, "val": 4_000_000, "test": 7_000_000}
 
@@ -23,7 +23,7 @@ class TopoFisherData(TensorSplitsDataModule):
     computed when first drawn and kept; ``splits`` always holds the simulations.
 
     Args:
-        simulator: a :class:`~plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, LognormalLensing).
+        simulator: a :class:`~framework_plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, LognormalLensing).
         n_train, n_val, n_test: seeds per split.
         batch_size: seeds per training step (the Fisher matrix of a step is estimated from them).
         seed: base seed.

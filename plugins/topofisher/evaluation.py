@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from plugins.topofisher.fisher import fisher_from_summaries, moped_weights
-from plugins.topofisher.simulators import Simulator
+from framework_plugins.topofisher.fisher import fisher_from_summaries, moped_weights
+from framework_plugins.topofisher.simulators import Simulator
 
 
 @torch.no_grad()

@@ -12,8 +12,8 @@ from torch import nn
 
 from framework.figures import log_figure
 from framework.module import FrameworkModule, default_optimizer
-from plugins.topofisher.fisher import fisher_from_summaries, imnn_regularizer, moped_weights, split_fisher
-from plugins.topofisher.plots import diagram_figure, filtration_figure, fisher_figure
+from framework_plugins.topofisher.fisher import fisher_from_summaries, imnn_regularizer, moped_weights, split_fisher
+from framework_plugins.topofisher.plots import diagram_figure, filtration_figure, fisher_figure
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:

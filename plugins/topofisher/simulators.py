@@ -9,15 +9,15 @@ from collections.abc import Sequence
 
 import torch
 
-from plugins.topofisher.grf import grf_fisher, power_spectrum
-from plugins.topofisher.lensing import (
+from framework_plugins.topofisher.grf import grf_fisher, power_spectrum
+from framework_plugins.topofisher.lensing import (
     SHIFTS,
     gaussian_power,
     lognormal_from_gaussian,
     lognormal_power,
     shape_noise_sigma,
 )
-from plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
+from framework_plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
 
 
 def distinct_inputs(

@@ -10,8 +10,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from plugins.topofisher.filtrations import as_images
-from plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
+from framework_plugins.topofisher.filtrations import as_images
+from framework_plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
 
 Complex = Literal["cubical", "periodic_cubical", "alpha", "rips"]
 
@@ -81,7 +81,7 @@ class TopologicalSummary(nn.Module):
     @torch.no_grad()
     def diagram_tensors(self, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Diagrams of items (b, k, *shape) as NaN-padded points (b, k, C, P, 2), one tensor per homology dimension
-        (the storable form :class:`~plugins.topofisher.datamodule.TopoFisherData` memoizes)."""
+        (the storable form :class:`~framework_plugins.topofisher.datamodule.TopoFisherData` memoizes)."""
         b, k = items.shape[:2]
         return tuple(d.padded().reshape(b, k, -1, *d.points.shape[1:]) for d in self.diagrams(items.flatten(0, 1)))
 

@@ -1,6 +1,6 @@
 """Differentiable vectorizations of persistence diagrams (torch versions of gudhi.representations + PersLay).
 
-Each module maps one :class:`~plugins.topofisher.persistence.Diagram` (points (m, P, 2) = (birth, death), mask
+Each module maps one :class:`~framework_plugins.topofisher.persistence.Diagram` (points (m, P, 2) = (birth, death), mask
 (m, P)) to features (m, out_features); masked (padding) points contribute nothing.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from plugins.topofisher.persistence import Diagram
+from framework_plugins.topofisher.persistence import Diagram
 
 
 def _grid(sample_range: Sequence[float], resolution: int) -> torch.Tensor:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from framework.registry import all_configs
-from framework.testing.conformance import CHECKS, QUICK_ONLY_CHECKS
+from framework.registry import all_configs, load_plugins
+from framework.testing.conformance import CHECKS, QUICK_ONLY_CHECKS, check_print_config
 
 CONFIGS = all_configs()
+REAL_DATA_CONFIGS = [c for info in load_plugins() for c in info.configs if c not in info.builtin_data_configs()]
 
 
 def _id(path) -> str:
@@ -35,3 +36,9 @@ def test_conformance(check, config, tmp_path):
 def test_conformance_quick(check, config, tmp_path):
     check_fn = QUICK_ONLY_CHECKS[check]
     check_fn(config, tmp_path)
+
+
+@pytest.mark.parametrize("config", REAL_DATA_CONFIGS, ids=_id)
+def test_real_data_configs_parse(config, tmp_path):
+    """Configs that read user-supplied files cannot fit here; they must still parse and resolve every class."""
+    check_print_config(config, tmp_path)

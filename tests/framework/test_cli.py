@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from framework.cli import main, resolve_run_dir
-from framework.registry import REPO_CONFIG_DIR
+from framework.registry import config_dir
 
-QUICK = REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"
+QUICK = config_dir("flow_matching") / "quick.yaml"
 SHORT = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
          "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "third_party_plugin"

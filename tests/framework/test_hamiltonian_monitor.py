@@ -7,13 +7,13 @@ import torch
 
 from framework.callbacks.hamiltonian import momentum_kinetic_energy
 from framework.cli import main
-from framework.registry import REPO_CONFIG_DIR
+from framework.registry import config_dir
 
 
 @pytest.mark.parametrize("orthogonalizer", ["regularized", "newton_schulz"])
 def test_monitor_logs_f_k_h_and_draws_them(tmp_path, orthogonalizer):
     run_dir = tmp_path / "run"
-    cli = main(["fit", "--config", str(REPO_CONFIG_DIR / "moe_transformer" / "quick.yaml"), f"--run_dir={run_dir}",
+    cli = main(["fit", "--config", str(config_dir("moe_transformer") / "quick.yaml"), f"--run_dir={run_dir}",
                 "--trainer.max_epochs=1", "--trainer.limit_train_batches=6", "--trainer.limit_val_batches=1",
                 "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
                 f"--model.init_args.optimizer.init_args.orthogonalizer={orthogonalizer}",

@@ -15,9 +15,9 @@ import torch
 
 from framework.checkpoint import CheckpointError, load_checkpoint_safely
 from framework.cli import main
-from framework.registry import REPO_CONFIG_DIR
+from framework.registry import config_dir
 
-QUICK = REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"
+QUICK = config_dir("flow_matching") / "quick.yaml"
 TOY = ["--model=framework.testing.toy.ToyRegression", "--data=framework.testing.toy.ToyRegressionData"]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 

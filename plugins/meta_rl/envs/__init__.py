@@ -6,11 +6,11 @@ from typing import Any
 
 import gymnasium as gym
 
-from plugins.meta_rl.envs.bandit import BanditEnv, TensorBandit
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv, draw_noise
-from plugins.meta_rl.envs.point import PointNavEnv, TensorPointNav
-from plugins.meta_rl.envs.tabular_mdp import TabularMDPEnv, TensorTabularMDP
-from plugins.meta_rl.envs.vector import GymVectorTaskEnv
+from framework_plugins.meta_rl.envs.bandit import BanditEnv, TensorBandit
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv, draw_noise
+from framework_plugins.meta_rl.envs.point import PointNavEnv, TensorPointNav
+from framework_plugins.meta_rl.envs.tabular_mdp import TabularMDPEnv, TensorTabularMDP
+from framework_plugins.meta_rl.envs.vector import GymVectorTaskEnv
 
 ENVS = ("bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir")
 
@@ -25,7 +25,7 @@ def make_env(name: str, **kwargs: Any) -> TensorTaskEnv:
     if name == "point":
         return TensorPointNav(**kwargs)
     if name in ("cheetah_vel", "cheetah_dir"):
-        from plugins.meta_rl.envs.cheetah import CheetahTasks, make_half_cheetah_task_env, require_mujoco
+        from framework_plugins.meta_rl.envs.cheetah import CheetahTasks, make_half_cheetah_task_env, require_mujoco
 
         require_mujoco()
         kind = name.split("_")[1]

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
 
 
 def _check_arms(n_arms: int) -> None:

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
 
 CTRL_COST = 0.05
 OBS_DIM, ACTION_DIM = 17, 6

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
 
 MAX_ACTION, BOX, GOAL_TOL = 0.1, 0.5, 0.01
 

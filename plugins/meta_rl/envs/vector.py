@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
 
 
 class GymVectorTaskEnv(TensorTaskEnv):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.decoupled_descent.datamodule import DecoupledDescentData
-from plugins.decoupled_descent.real_data import cifar10, estimate_noise_var, mnist
-from plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions, xor_mixture
+from framework_plugins.decoupled_descent.datamodule import DecoupledDescentData
+from framework_plugins.decoupled_descent.real_data import cifar10, estimate_noise_var, mnist
+from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions, xor_mixture
 
 
 def test_gaussian_mixture_has_the_stated_moments():

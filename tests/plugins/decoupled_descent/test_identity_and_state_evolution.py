@@ -13,10 +13,10 @@ import math
 import pytest
 import torch
 
-from plugins.decoupled_descent.loop import train_full_batch
-from plugins.decoupled_descent.net import ReadoutNetwork
-from plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions
-from plugins.decoupled_descent.state_evolution import state_evolution
+from framework_plugins.decoupled_descent.loop import train_full_batch
+from framework_plugins.decoupled_descent.net import ReadoutNetwork
+from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions
+from framework_plugins.decoupled_descent.state_evolution import state_evolution
 
 N, D, SNR, DELTA, LR, WD = 2000, 1000, 1.0, 1.0, 0.5, 0.05
 CHECKED = (5, 10, 20)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 
 from framework.optim.decoupled_descent import per_sample_derivatives
-from plugins.decoupled_descent.loop import train_full_batch
-from plugins.decoupled_descent.net import ReadoutNetwork, classification_error
-from plugins.decoupled_descent.simulators import signal_directions, xor_mixture
+from framework_plugins.decoupled_descent.loop import train_full_batch
+from framework_plugins.decoupled_descent.net import ReadoutNetwork, classification_error
+from framework_plugins.decoupled_descent.simulators import signal_directions, xor_mixture
 
 
 def test_two_layer_hessian_matches_the_closed_form():

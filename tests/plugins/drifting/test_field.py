@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.integrate import quad
 
-from plugins.drifting.field import batch_field, kernel_overlap, mean_shift_field, normalized_drift_loss
-from plugins.drifting.kernels import KERNELS, companion, kernel
+from framework_plugins.drifting.field import batch_field, kernel_overlap, mean_shift_field, normalized_drift_loss
+from framework_plugins.drifting.kernels import KERNELS, companion, kernel
 
 GEN = torch.Generator().manual_seed(0)
 

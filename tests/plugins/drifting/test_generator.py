@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from framework.cli import main
-from framework.registry import REPO_CONFIG_DIR
-from plugins.drifting import DriftingData
-from plugins.drifting.field import normalized_drift_loss
-from plugins.drifting.generator import ConvGenerator
-from plugins.drifting.module import overlap_ratio
+from framework.registry import config_dir
+from framework_plugins.drifting import DriftingData
+from framework_plugins.drifting.field import normalized_drift_loss
+from framework_plugins.drifting.generator import ConvGenerator
+from framework_plugins.drifting.module import overlap_ratio
 
 
 def test_escaping_mass_is_flagged_while_the_field_norm_shrinks():
@@ -55,7 +55,7 @@ def test_data_targets_and_errors():
 
 @pytest.mark.slow
 def test_training_lowers_the_field_and_beats_a_moment_matched_gaussian(tmp_path):
-    config = REPO_CONFIG_DIR / "drifting" / "quick.yaml"
+    config = config_dir("drifting") / "quick.yaml"
     args = ["--config", str(config), f"--run_dir={tmp_path / 'run'}", "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false", "--trainer.logger=CSVLogger"]  # fmt: skip
     main(["fit", *args])

@@ -7,15 +7,15 @@ import pytest
 import torch
 from scipy.linalg import sqrtm
 
-from plugins.flow_matching.analytic import (
+from framework_plugins.flow_matching.analytic import (
     GaussianMixture,
     euler_gain,
     euler_w2_gaussian,
     euler_w2_mixture_1d,
     mixture_quantile_1d,
 )
-from plugins.flow_matching.samplers import euler_sample
-from plugins.flow_matching.targets import analytic_target
+from framework_plugins.flow_matching.samplers import euler_sample
+from framework_plugins.flow_matching.targets import analytic_target
 
 MIXTURE = {"weights": [0.3, 0.7], "means": [-2.0, 1.5], "stds": [0.5, 0.8]}
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from framework.cli import main
-from framework.registry import REPO_CONFIG_DIR
-from plugins.flow_matching import FlowMatchingData
-from plugins.flow_matching.targets import TARGETS
-from plugins.flow_matching.velocity import VelocityMLP
+from framework.registry import config_dir
+from framework_plugins.flow_matching import FlowMatchingData
+from framework_plugins.flow_matching.targets import TARGETS
+from framework_plugins.flow_matching.velocity import VelocityMLP
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -46,7 +46,7 @@ def test_velocity_accepts_scalar_and_batched_time():
 
 @pytest.mark.slow
 def test_trained_quick_model_beats_a_moment_matched_gaussian(tmp_path):
-    config = REPO_CONFIG_DIR / "flow_matching" / "quick.yaml"
+    config = config_dir("flow_matching") / "quick.yaml"
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     main(["fit", "--config", str(config), *quiet, f"--run_dir={tmp_path / 'run'}"])
     cli = main(["test", "--config", str(config), *quiet, f"--run_dir={tmp_path / 'run'}", "--ckpt_path=last"])

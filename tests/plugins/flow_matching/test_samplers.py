@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.flow_matching.analytic import euler_gain
-from plugins.flow_matching.lipschitz import jacobian_spectral_norms, lipschitz_profile
-from plugins.flow_matching.samplers import euler_sample, heun_sample
-from plugins.flow_matching.targets import analytic_target
+from framework_plugins.flow_matching.analytic import euler_gain
+from framework_plugins.flow_matching.lipschitz import jacobian_spectral_norms, lipschitz_profile
+from framework_plugins.flow_matching.samplers import euler_sample, heun_sample
+from framework_plugins.flow_matching.targets import analytic_target
 
 LAW = analytic_target("gmm", dim=2, seed=0, n_components=3, spread=2.0, component_std=0.4)
 X0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)

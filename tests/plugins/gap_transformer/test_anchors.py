@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plugins.gap_transformer.anchors import build_anchors, label_visit
-from plugins.gap_transformer.schema import FEATURES, clean_cohort
-from plugins.gap_transformer.synthetic import simulate_cohort
+from framework_plugins.gap_transformer.anchors import build_anchors, label_visit
+from framework_plugins.gap_transformer.schema import FEATURES, clean_cohort
+from framework_plugins.gap_transformer.synthetic import simulate_cohort
 
 
 def _participant(rid: int, months: list[float], cdrsb: list[float], dx: list[str]) -> pd.DataFrame:

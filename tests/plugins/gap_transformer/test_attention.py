@@ -7,8 +7,8 @@ import math
 
 import torch
 
-from plugins.gap_transformer.attention import GapAwareSelfAttention, attention_bias, time_distances
-from plugins.gap_transformer.embeddings import grid_to_triplets
+from framework_plugins.gap_transformer.attention import GapAwareSelfAttention, attention_bias, time_distances
+from framework_plugins.gap_transformer.embeddings import grid_to_triplets
 
 
 def _reference(attn: GapAwareSelfAttention, x: torch.Tensor, times: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from plugins.gap_transformer.grud import GRUDCell, grud_deltas
+from framework_plugins.gap_transformer.grud import GRUDCell, grud_deltas
 
 
 def test_deltas_hand_computed():

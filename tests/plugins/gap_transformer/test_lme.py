@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from plugins.gap_transformer.lme import LMEFit, select_lme
+from framework_plugins.gap_transformer.lme import LMEFit, select_lme
 
 
 def _known_lme(n_groups: int = 120, per_group: int = 4, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plugins.gap_transformer.loader import load_adni_csv
-from plugins.gap_transformer.schema import REQUIRED, clean_cohort, map_diagnosis, to_numeric
-from plugins.gap_transformer.synthetic import simulate_cohort
+from framework_plugins.gap_transformer.loader import load_adni_csv
+from framework_plugins.gap_transformer.schema import REQUIRED, clean_cohort, map_diagnosis, to_numeric
+from framework_plugins.gap_transformer.synthetic import simulate_cohort
 
 
 def test_censored_csf_strings_are_clipped_to_the_bound():

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from framework.data import assert_groups_disjoint
-from plugins.gap_transformer import GRUD, ADNICohort, GapAwareTransformer, LMEReference, STraTS
-from plugins.gap_transformer.datamodule import FIELDS
+from framework_plugins.gap_transformer import GRUD, ADNICohort, GapAwareTransformer, LMEReference, STraTS
+from framework_plugins.gap_transformer.datamodule import FIELDS
 
 SMALL = {"n_participants": 120, "lme_candidates": ("APOE4",), "batch_size": 32}
 

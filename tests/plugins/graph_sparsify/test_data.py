@@ -12,10 +12,10 @@ import pytest
 import scipy.sparse as sp
 
 from framework.cli import main
-from framework.graph import components
-from framework.registry import REPO_CONFIG_DIR
+from framework.registry import config_dir
 from framework.testing.conformance import check_print_config
-from plugins.graph_sparsify import GraphSparsifyData, datasets
+from framework_plugins.graph_sparsify import GraphSparsifyData, datasets
+from framework_plugins.graph_sparsify.graph import components
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -139,7 +139,7 @@ def test_knn_prune_sparsifier_keeps_each_nodes_heaviest_edges():
 def test_real_data_configs_parse_and_name_the_missing_file(name, capsys):
     """The real-data configs (outside the conformance suite: they need local files) resolve, and fitting without the
     files stops with the one-line error that names the file, not a traceback."""
-    config = REPO_CONFIG_DIR / "graph_sparsify" / "real_data" / f"{name}.yaml"
+    config = config_dir("graph_sparsify") / "real_data" / f"{name}.yaml"
     check_print_config(config, None)
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(config), "--trainer.fast_dev_run=true"])

@@ -11,10 +11,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from framework.graph import effective_resistance_sparsify, laplacian, spectral_eps
-from plugins.graph_sparsify.datamodule import edges
-from plugins.graph_sparsify.filters import BernProp, FixedCheb, GPRProp
-from plugins.graph_sparsify.gnn import PolyGNN
+from framework_plugins.graph_sparsify.datamodule import edges
+from framework_plugins.graph_sparsify.filters import BernProp, FixedCheb, GPRProp
+from framework_plugins.graph_sparsify.gnn import PolyGNN
+from framework_plugins.graph_sparsify.graph import effective_resistance_sparsify, laplacian, spectral_eps
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from framework.callbacks import GeometryProbe
-from plugins.graph_sparsify import GraphSparsifyData, TwinSparsifiedGNN
-from plugins.graph_sparsify.module import weight_distance
+from framework_plugins.graph_sparsify import GeometryProbe, GraphSparsifyData, TwinSparsifiedGNN
+from framework_plugins.graph_sparsify.module import weight_distance
 
 
 def fit(

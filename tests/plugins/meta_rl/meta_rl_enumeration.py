@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from plugins.meta_rl.envs import TensorBandit, TensorTabularMDP
-from plugins.meta_rl.policy import MLPPolicy
+from framework_plugins.meta_rl.envs import TensorBandit, TensorTabularMDP
+from framework_plugins.meta_rl.policy import MLPPolicy
 
 
 def bandit_setup(seed: int = 0, n_arms: int = 3, hidden: tuple[int, ...] = (4,)):

@@ -6,12 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.meta_rl.advantages import compute_advantages, discounted_cumsum, leave_one_out_baseline, linear_features
-from plugins.meta_rl.datamodule import MetaRLTasks, TaskSeedStream
-from plugins.meta_rl.envs import make_env
-from plugins.meta_rl.meta import MetaPolicyGradient
-from plugins.meta_rl.policy import MLPPolicy, per_task
-from plugins.meta_rl.rollout import Trajectories, rollout
+from framework_plugins.meta_rl.advantages import (
+    compute_advantages,
+    discounted_cumsum,
+    leave_one_out_baseline,
+    linear_features,
+)
+from framework_plugins.meta_rl.datamodule import MetaRLTasks, TaskSeedStream
+from framework_plugins.meta_rl.envs import make_env
+from framework_plugins.meta_rl.meta import MetaPolicyGradient
+from framework_plugins.meta_rl.policy import MLPPolicy, per_task
+from framework_plugins.meta_rl.rollout import Trajectories, rollout
 
 
 def _point_batch(n_tasks=2, n_traj=5, horizon=12):

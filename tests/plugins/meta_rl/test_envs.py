@@ -8,9 +8,9 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from plugins.meta_rl.envs import GymVectorTaskEnv, PointNavEnv, make_env, make_gym_env
-from plugins.meta_rl.policy import MLPPolicy
-from plugins.meta_rl.rollout import rollout
+from framework_plugins.meta_rl.envs import GymVectorTaskEnv, PointNavEnv, make_env, make_gym_env
+from framework_plugins.meta_rl.policy import MLPPolicy
+from framework_plugins.meta_rl.rollout import rollout
 
 FAMILIES = {
     "bandit": {"n_arms": 4, "horizon": 5},
@@ -132,7 +132,7 @@ def test_cheetah_needs_mujoco_or_runs():
         with pytest.raises(ModuleNotFoundError, match=r"\[mujoco\]"):
             make_env("cheetah_vel")
         pytest.skip("mujoco is not installed (optional extra '.[mujoco]')")
-    from plugins.meta_rl.envs.cheetah import make_half_cheetah_task_env
+    from framework_plugins.meta_rl.envs.cheetah import make_half_cheetah_task_env
 
     env = make_half_cheetah_task_env("vel")
     check_env(env, skip_render_check=True)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from meta_rl_enumeration import bandit_setup, mdp_setup
 
-from plugins.meta_rl.estimators import dice_surrogate
-from plugins.meta_rl.exact import enumerate_trajectories, exact_return
-from plugins.meta_rl.expectations import as_tasks, hessians
-from plugins.meta_rl.policy import per_task
+from framework_plugins.meta_rl.estimators import dice_surrogate
+from framework_plugins.meta_rl.exact import enumerate_trajectories, exact_return
+from framework_plugins.meta_rl.expectations import as_tasks, hessians
+from framework_plugins.meta_rl.policy import per_task
 
 
 @pytest.mark.parametrize(

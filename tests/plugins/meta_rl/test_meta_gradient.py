@@ -7,10 +7,10 @@ import pytest
 import torch
 from meta_rl_enumeration import bandit_setup, mdp_setup
 
-from plugins.meta_rl.exact import all_batches, enumerate_trajectories, exact_return, select
-from plugins.meta_rl.expectations import exact_meta_objective, expected_estimator
-from plugins.meta_rl.meta import MetaPolicyGradient
-from plugins.meta_rl.policy import per_task
+from framework_plugins.meta_rl.exact import all_batches, enumerate_trajectories, exact_return, select
+from framework_plugins.meta_rl.expectations import exact_meta_objective, expected_estimator
+from framework_plugins.meta_rl.meta import MetaPolicyGradient
+from framework_plugins.meta_rl.policy import per_task
 
 CASES = {
     "bandit_n2": (bandit_setup, {}, 2, 0.5, 1.0),

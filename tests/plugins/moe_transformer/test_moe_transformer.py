@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from framework.optim import Muon, named_param_groups
-from plugins.moe_transformer import MoELanguageModel, StdlibBytes
-from plugins.moe_transformer.corpus import load_split, split_of, stdlib_files, windows
-from plugins.moe_transformer.model import MoEMLP, MoETransformer
+from framework_plugins.moe_transformer import MoELanguageModel, StdlibBytes
+from framework_plugins.moe_transformer.corpus import load_split, split_of, stdlib_files, windows
+from framework_plugins.moe_transformer.model import MoEMLP, MoETransformer
 
 
 def test_split_is_by_file_deterministic_and_disjoint():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from plugins.topofisher.fisher import (
+from framework_plugins.topofisher.fisher import (
     fisher_from_summaries,
     hartlap,
     imnn_regularizer,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
+from framework_plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
 
 
 def finite_sorted(intervals) -> np.ndarray:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.topofisher.fisher import fisher_from_summaries
-from plugins.topofisher.grf import power_spectrum, wavenumbers
-from plugins.topofisher.lensing import shift_parameter
-from plugins.topofisher.simulators import GRF, LognormalLensing, NoisySpiral
-from plugins.topofisher.spiral import spiral_density
+from framework_plugins.topofisher.fisher import fisher_from_summaries
+from framework_plugins.topofisher.grf import power_spectrum, wavenumbers
+from framework_plugins.topofisher.lensing import shift_parameter
+from framework_plugins.topofisher.simulators import GRF, LognormalLensing, NoisySpiral
+from framework_plugins.topofisher.spiral import spiral_density
 
 
 def test_grf_exact_fisher_reference_values():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from plugins.topofisher.filtrations import CNNFiltration, DistanceToMeasure, GaussianSmoothing
-from plugins.topofisher.summaries import IMNNNetwork, PeakCounts, PowerSpectrum, TopologicalSummary
-from plugins.topofisher.vectorizations import PersistenceImage, PersLay
+from framework_plugins.topofisher.filtrations import CNNFiltration, DistanceToMeasure, GaussianSmoothing
+from framework_plugins.topofisher.summaries import IMNNNetwork, PeakCounts, PowerSpectrum, TopologicalSummary
+from framework_plugins.topofisher.vectorizations import PersistenceImage, PersLay
 
 
 def test_gaussian_smoothing_equals_scipy_periodic_filter():

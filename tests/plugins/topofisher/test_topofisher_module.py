@@ -7,12 +7,12 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from plugins.topofisher import TopoFisher, TopoFisherData
-from plugins.topofisher.evaluation import fixed_summary_fisher
-from plugins.topofisher.filtrations import GaussianSmoothing
-from plugins.topofisher.simulators import GRF
-from plugins.topofisher.summaries import PowerSpectrum, TopologicalSummary
-from plugins.topofisher.vectorizations import PersistenceImage, PersLay
+from framework_plugins.topofisher import TopoFisher, TopoFisherData
+from framework_plugins.topofisher.evaluation import fixed_summary_fisher
+from framework_plugins.topofisher.filtrations import GaussianSmoothing
+from framework_plugins.topofisher.simulators import GRF
+from framework_plugins.topofisher.summaries import PowerSpectrum, TopologicalSummary
+from framework_plugins.topofisher.vectorizations import PersistenceImage, PersLay
 
 
 def fit_and_test(model: TopoFisher, data: TopoFisherData, steps: int, root) -> dict[str, float]:

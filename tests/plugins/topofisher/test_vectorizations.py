@@ -9,8 +9,8 @@ from gudhi.representations import Landscape as GudhiLandscape
 from gudhi.representations import PersistenceImage as GudhiImage
 from gudhi.representations import Silhouette as GudhiSilhouette
 
-from plugins.topofisher.persistence import Diagram
-from plugins.topofisher.vectorizations import BettiCurve, Landscape, PersistenceImage, PersLay, Silhouette
+from framework_plugins.topofisher.persistence import Diagram
+from framework_plugins.topofisher.vectorizations import BettiCurve, Landscape, PersistenceImage, PersLay, Silhouette
 
 
 def random_diagrams(m: int = 3, p: int = 12, seed: int = 0) -> tuple[Diagram, list[np.ndarray]]:

@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from framework.metrics.geometry import geometry_report
+from framework_plugins.graph_sparsify.geometry import geometry_report
 
 
 class PairedRepresentations(Protocol):
@@ -20,7 +20,7 @@ class PairedRepresentations(Protocol):
 
 class GeometryProbe(Callback):
     """Logs ``<stage>/geometry/<name>/<probe>`` for each pair returned by ``pl_module.geometry_pairs()`` (see
-    :class:`PairedRepresentations`), with probes from :func:`framework.metrics.geometry.geometry_report`
+    :class:`PairedRepresentations`), with probes from :func:`framework_plugins.graph_sparsify.geometry.geometry_report`
     (kNN overlap at ``k``). Runs at the validation of epochs every_n_epochs - 1, 2 every_n_epochs - 1, ... and at
     every test; skips the sanity check."""
 

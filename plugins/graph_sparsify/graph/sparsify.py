@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from framework.graph.laplacian import GraphLike, adjacency, edge_list, from_edges, like
-from framework.graph.resistance import approx_resistances, exact_resistances
+from framework_plugins.graph_sparsify.graph.laplacian import GraphLike, adjacency, edge_list, from_edges, like
+from framework_plugins.graph_sparsify.graph.resistance import approx_resistances, exact_resistances
 
 ResistanceMethod = Literal["exact", "approx", "auto"]
 EXACT_MAX_NODES = 3000

@@ -18,7 +18,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from framework.graph.laplacian import GraphLike, adjacency, components, laplacian
+from framework_plugins.graph_sparsify.graph.laplacian import GraphLike, adjacency, components, laplacian
 
 DENSE_MAX_NODES = 3000
 

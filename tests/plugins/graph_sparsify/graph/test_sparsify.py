@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import Data
 
-from framework.graph import (
+from framework_plugins.graph_sparsify.graph import (
     adjacency,
     edge_list,
     effective_resistance_sparsify,
@@ -22,7 +22,7 @@ from framework.graph import (
     spectral_eps,
     uniform_sparsify,
 )
-from framework.graph.sparsify import expected_distinct
+from framework_plugins.graph_sparsify.graph.sparsify import expected_distinct
 
 
 def karate() -> sp.csr_array:

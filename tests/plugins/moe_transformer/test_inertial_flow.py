@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from framework.optim.hamiltonian import integrate_inertial
+from framework_plugins.moe_transformer.inertial_flow import integrate_inertial
 
 
 def assert_dissipative(traj, tol=1e-6):

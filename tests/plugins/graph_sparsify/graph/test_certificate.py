@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from framework.graph import effective_resistance_sparsify, laplacian, spectral_eps, uniform_sparsify
+from framework_plugins.graph_sparsify.graph import (
+    effective_resistance_sparsify,
+    laplacian,
+    spectral_eps,
+    uniform_sparsify,
+)
 
 
 def whitened_spectrum(a: sp.csr_array, h: sp.csr_array) -> np.ndarray:

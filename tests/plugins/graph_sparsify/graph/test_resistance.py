@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from framework.graph import (
+from framework_plugins.graph_sparsify.graph import (
     adjacency,
     approx_resistances,
     block_pcg,

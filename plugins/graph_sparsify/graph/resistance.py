@@ -14,7 +14,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from framework.graph.laplacian import components, edge_list, incidence, laplacian
+from framework_plugins.graph_sparsify.graph.laplacian import components, edge_list, incidence, laplacian
 
 
 def exact_resistances(a: sp.csr_array, u: np.ndarray | None = None, v: np.ndarray | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from framework.metrics.geometry import (
+from framework_plugins.graph_sparsify.geometry import (
     centroid_shift,
     covariance_change,
     geometry_report,

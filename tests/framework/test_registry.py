@@ -1,0 +1,144 @@
+"""Plugin discovery: configs and demos come from the plugins (the core names none), a plugin whose extra is missing
+is listed with its install command, and a wheel installed outside the source tree lists and runs every config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main
+from framework.registry import REAL_DATA_DIR, PluginLookupError, demo_config, install_hint, load_plugins
+
+REPO = Path(__file__).resolve().parents[2]
+BUILTIN = ("decoupled_descent", "drifting", "flow_matching", "gap_transformer", "graph_sparsify", "meta_rl",
+           "moe_transformer", "topofisher")  # fmt: skip
+
+
+def _run_framework(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "framework", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout)  # fmt: skip
+
+
+def test_every_builtin_plugin_declares_its_config_folder_and_a_runnable_demo():
+    infos = {info.name: info for info in load_plugins()}
+    assert set(BUILTIN) <= set(infos)
+    for name in BUILTIN:
+        info = infos[name]
+        assert info.missing is None, info.missing
+        assert info.config_dir is not None and info.config_dir.name == name and info.config_dir.is_dir()
+        assert info.demo is not None and info.demo.is_file() and info.demo in info.configs
+        on_disk = sorted(info.config_dir.rglob("*.yaml"))
+        assert list(info.configs) == on_disk  # nested folders included
+    nested = [c for c in infos["graph_sparsify"].configs if REAL_DATA_DIR in c.parts]
+    assert nested and not set(nested) & set(infos["graph_sparsify"].builtin_data_configs())
+
+
+def test_the_default_demo_is_the_one_plugin_that_claims_it():
+    defaults = [info.name for info in load_plugins() if info.default_demo]
+    assert defaults == ["flow_matching"]
+    assert demo_config() == demo_config("flow_matching")
+    assert demo_config("topofisher").parent.name == "topofisher"
+
+
+def test_an_unknown_demo_fails_with_one_line_listing_the_choices(capsys):
+    with pytest.raises(PluginLookupError, match=r"'nope'.*flow_matching"):
+        demo_config("nope")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "nope"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'nope'" in err and "topofisher" in err
+
+
+@pytest.mark.parametrize(
+    ("extras", "expected"),
+    [
+        (["meta-rl", "all"], "needs gymnasium: pip install 'framework[meta_rl]'"),  # PEP 685 normalised name
+        (["meta_rl"], "needs gymnasium: pip install 'framework[meta_rl]'"),
+        (["topofisher"], "needs gymnasium: pip install gymnasium"),  # no extra for this plugin: name the module
+        ([], "needs gymnasium: pip install gymnasium"),
+    ],
+)
+def test_install_hint_uses_the_plugin_extra_when_the_distribution_declares_it(extras, expected):
+    assert install_hint("meta_rl", "gymnasium", "framework", extras) == expected
+
+
+def _fake_distribution(site: Path, package: str, init: str, extras: list[str]) -> None:
+    """A package plus the dist-info pip would write for it, registering ``package`` as a plugin of that name."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(init)
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    metadata = ["Metadata-Version: 2.1", f"Name: {package.replace('_', '-')}-dist", "Version: 0.1"]
+    metadata += [f"Provides-Extra: {extra}" for extra in extras]
+    (info / "METADATA").write_text("\n".join(metadata) + "\n")
+    (info / "entry_points.txt").write_text(f"[framework.plugins]\n{package} = {package}\n")
+
+
+def test_a_plugin_with_a_missing_dependency_is_listed_with_its_install_command(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "needy_plugin", "import module_that_is_not_installed\n", extras=["needy-plugin"])
+    env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "disabled"}
+    listed = _run_framework(["plugins"], env, tmp_path, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "needy_plugin  (needy_plugin)" in listed.stdout
+    assert "not available: needs module_that_is_not_installed: pip install 'needy-plugin-dist[needy_plugin]'" in (
+        listed.stdout
+    )
+    assert "FlowMatching" in listed.stdout  # the other plugins are unaffected
+
+
+def test_a_plugin_broken_in_its_own_code_is_refused_with_its_entry_point_named(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "broken_plugin", "from broken_plugin import no_such_submodule\n", extras=[])
+    env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "disabled"}
+    listed = _run_framework(["plugins"], env, tmp_path, timeout=120)
+    assert listed.returncode != 0
+    assert "plugin 'broken_plugin' (entry point broken_plugin = 'broken_plugin'" in listed.stderr
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_outside_the_source_tree_lists_and_runs_every_config(tmp_path):
+    """``pip wheel`` + ``pip install`` into a fresh folder, run from a folder that is not the checkout: every built-in
+    config (nested ones included) comes from inside the installed package and ``framework demo`` fits and tests."""
+    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    built = subprocess.run([*pip, "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = wheels.glob("framework-*.whl")
+    installed = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+                               capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    # PYTHONPATH comes before site-packages, so the wheel's copy shadows the checkout's editable install (whose
+    # finder is appended after the path finder); the probe proves it.
+    env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "disabled"}
+    probe = subprocess.run([sys.executable, "-c", "import framework, framework_plugins; "
+                            "print(framework.__file__); print(framework_plugins.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=work, timeout=120)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert all(line.startswith(str(site)) for line in probe.stdout.split()), probe.stdout
+
+    listed = _run_framework(["plugins"], env, work, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    for name in BUILTIN:
+        assert f"{name}  (framework_plugins.{name})" in listed.stdout
+    shipped = sorted(p.relative_to(REPO / "configs") for p in (REPO / "configs").rglob("*.yaml"))
+    installed_configs = sorted(p.relative_to(site / "framework_plugins" / "configs")
+                               for p in (site / "framework_plugins" / "configs").rglob("*.yaml"))  # fmt: skip
+    assert installed_configs == shipped
+    assert any(REAL_DATA_DIR in p.parts for p in installed_configs)
+    for config in shipped:
+        assert str(site / "framework_plugins" / "configs" / config) in listed.stdout, config
+
+    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+             "--trainer.limit_test_batches=1", "--trainer.enable_progress_bar=false", "--run_dir=demo"]  # fmt: skip
+    ran = _run_framework(["demo", *short], env, work, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "== test finished: FlowMatching ==" in ran.stdout
+    assert (work / "demo" / "checkpoints" / "last.ckpt").is_file()
