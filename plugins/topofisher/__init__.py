@@ -9,8 +9,9 @@ See README.md.
 from framework_plugins import builtin_config_dir
 from framework_plugins.topofisher.datamodule import TopoFisherData
 from framework_plugins.topofisher.module import TopoFisher
+from framework_plugins.topofisher.summaries import TopologicalSummary  # imports gudhi: a missing extra shows at listing
 
 CONFIG_DIR = builtin_config_dir("topofisher")
 DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
-__all__ = ["TopoFisher", "TopoFisherData"]
+__all__ = ["TopoFisher", "TopoFisherData", "TopologicalSummary"]

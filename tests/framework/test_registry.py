@@ -142,3 +142,63 @@ def test_a_wheel_installed_outside_the_source_tree_lists_and_runs_every_config(t
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "== test finished: FlowMatching ==" in ran.stdout
     assert (work / "demo" / "checkpoints" / "last.ckpt").is_file()
+
+
+def _extra_only_modules() -> set[str]:
+    """Top-level modules installed by an extra (plugin extras, tensorboard, dev) and not by the core dependencies."""
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    norm = lambda name: name.lower().replace("_", "-")  # noqa: E731
+    core = {norm(Requirement(r).name) for r in project["dependencies"]}
+    extra = {norm(Requirement(r).name) for reqs in project["optional-dependencies"].values() for r in reqs}
+    extra -= core | {"framework"}
+    return {top for top, dists in packages_distributions().items() if {norm(d) for d in dists} & extra}
+
+
+def test_the_core_runs_without_any_plugin_extra(tmp_path):
+    """With every extra-only module made unimportable, the core imports, the plugins that need an extra are listed
+    with their install command, and ``framework demo`` (a core-only plugin) fits and tests."""
+    blocked = _extra_only_modules()
+    assert {"gudhi", "gymnasium", "statsmodels", "torch_geometric", "networkx"} <= blocked
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import importlib.abc, importlib.machinery, sys\n"
+        f"BLOCKED = {sorted(blocked)!r}\n"
+        "class Block(importlib.abc.MetaPathFinder, importlib.abc.Loader):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:  # a spec without origin whose loading fails like a missing module\n"
+        "            return importlib.machinery.ModuleSpec(name, self)\n"
+        "    def create_module(self, spec):\n"
+        "        raise ModuleNotFoundError(f'No module named {spec.name!r}', name=spec.name)\n"
+        "    def exec_module(self, module):\n"
+        "        pass\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(blocker), "WANDB_MODE": "disabled"}
+    core_modules = sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for p in (REPO / "framework").rglob("*.py")
+        if p.name != "__main__.py"
+    )
+    script = f"import importlib\nfor m in {core_modules!r}: importlib.import_module(m)\n"
+    script += "print('core imported')\nimport gudhi"
+    imported = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert imported.stdout.strip() == "core imported", imported.stderr  # and the blocker really blocks:
+    assert imported.stderr.strip().endswith("ModuleNotFoundError: No module named 'gudhi'"), imported.stderr
+    listed = _run_framework(["plugins"], env, tmp_path, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    for plugin in ("gap_transformer", "graph_sparsify", "meta_rl", "topofisher"):
+        assert f"pip install 'framework[{plugin}]'" in listed.stdout, listed.stdout
+    assert "FlowMatching" in listed.stdout
+    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+             "--trainer.limit_test_batches=1", "--trainer.enable_progress_bar=false", "--run_dir=demo"]  # fmt: skip
+    ran = _run_framework(["demo", *short], env, tmp_path, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "== test finished: FlowMatching ==" in ran.stdout
