@@ -33,6 +33,8 @@ from framework.callbacks import (
     RNGStateCallback,
 )
 from framework.checkpoint import CheckpointError, load_checkpoint_safely
+from framework.config_keys import ConfigValueError, with_config_key
+from framework.contract import DataContractError
 from framework.registry import PluginLookupError, demo_config, format_plugins, load_plugins
 
 DEFAULT_SEED = 1234
@@ -40,7 +42,14 @@ RUNS_ROOT = Path("runs")
 RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child processes (they re-run sys.argv)
 WANDB_ID_FILE = "wandb_run_id.txt"
 LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
-USER_ERRORS = (CheckpointError, NonFiniteLossError, FileNotFoundError, PluginLookupError)
+USER_ERRORS = (
+    CheckpointError,
+    NonFiniteLossError,
+    FileNotFoundError,
+    PluginLookupError,
+    DataContractError,
+    ConfigValueError,
+)
 
 
 class ConfigSaver(SaveConfigCallback):
@@ -80,15 +89,25 @@ class FrameworkCLI(LightningCLI):
         kwargs.setdefault(
             "trainer_defaults", {"callbacks": [FiniteLossGuard(), RNGStateCallback(), PredictionWriter()]}
         )
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            args=args,
-            run=run,
-            **kwargs,
-        )
+        try:
+            super().__init__(
+                model_class=LightningModule,
+                datamodule_class=LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                args=args,
+                run=run,
+                **kwargs,
+            )
+        except ValueError as err:  # library code names its own parameter; name the config key that set it
+            config = getattr(self, "config", None)
+            if config is None:
+                raise
+            section = config.get(self.subcommand) if getattr(self, "subcommand", None) else config
+            mapped = with_config_key(err, section.as_dict())
+            if mapped is err:
+                raise
+            raise mapped from err
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(

@@ -24,24 +24,23 @@ def child(name: str, participants: int, steps: int, threads: int) -> dict[str, f
     import torch.nn.functional as F
 
     import framework_plugins.gap_transformer as gt
-    from framework_plugins.gap_transformer.datamodule import prepare_cohort
+    from framework_plugins.gap_transformer.datamodule import CohortBatch, CohortSpec, prepare_cohort
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    train = prepare_cohort("synthetic", None, participants, 0, 0, 0.1, 0.2, 10, ("APOE4",), ("CDRSB",),
-                           "population").splits["train"]  # fmt: skip
+    train = prepare_cohort(CohortSpec(n_participants=participants, lme_candidates=("APOE4",))).splits["train"]
     model = getattr(gt, name)()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batches = [[t[i : i + 64] for t in train] for i in range(0, len(train[0]) - 63, 64)]
+    batches = [CohortBatch(*(t[i : i + 64] for t in train)) for i in range(0, len(train[0]) - 63, 64)]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, seen = time.perf_counter(), 0
     for step in range(steps):
         batch = batches[step % len(batches)]
-        loss = F.mse_loss(model(batch), batch[-1])
+        loss = F.mse_loss(model(batch), batch.y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        seen += len(batch[-1])
+        seen += len(batch.y)
     elapsed = time.perf_counter() - start
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
     return {"anchors_per_s": seen / elapsed, "peak_rss_increase_mb": peak}

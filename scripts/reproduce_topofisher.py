@@ -27,6 +27,7 @@ from framework.registry import config_dir
 from framework_plugins.topofisher.evaluation import bootstrap_log_det, fixed_summary_fisher
 from framework_plugins.topofisher.filtrations import DistanceToMeasure
 from framework_plugins.topofisher.fisher import fisher_from_summaries
+from framework_plugins.topofisher.fisher import log_det as fisher_log_det
 from framework_plugins.topofisher.plots import ellipse
 from framework_plugins.topofisher.simulators import GRF, LognormalLensing, NoisySpiral
 from framework_plugins.topofisher.summaries import PeakCounts, PowerSpectrum, TopologicalSummary
@@ -40,10 +41,6 @@ PAPER = {
     "lensing": {"TopoFisher, lognormal": 21.51, "TopoFisher, lognormal -> LPT": 19.24, "IMNN, lognormal": 22.35,
                 "IMNN, lognormal -> LPT": 8.92},
 }  # fmt: skip
-
-
-def log_det(fisher: torch.Tensor) -> float:
-    return torch.linalg.slogdet(fisher)[1].item()
 
 
 def train(config: str, run_dir: Path, epochs: int | None, *overrides: str):
@@ -63,12 +60,12 @@ def heldout_on(cli, simulator) -> tuple[float, float, torch.Tensor]:
     sims = simulator.seed_matched(cli.datamodule.split_seeds("test")).to(model.device)
     t = torch.cat([model(sims[i : i + 32]) for i in range(0, len(sims), 32)]).double()
     fisher = fisher_from_summaries(t, simulator.dtheta)[0]
-    return log_det(fisher), bootstrap_log_det(t, simulator.dtheta).item(), fisher
+    return fisher_log_det(fisher).item(), bootstrap_log_det(t, simulator.dtheta).item(), fisher
 
 
 def fixed(summary, simulator, n: int) -> tuple[float, float, torch.Tensor]:
     fisher, se = fixed_summary_fisher(summary, simulator, n_train=n, n_test=n)
-    return log_det(fisher), se.item(), fisher
+    return fisher_log_det(fisher).item(), se.item(), fisher
 
 
 def row(name: str, value: float, se: float, reference: float | None, paper: str = "") -> str:
@@ -84,7 +81,8 @@ def ellipse_figure(path: Path, title: str, fishers: dict[str, torch.Tensor]) -> 
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for name, fisher in fishers.items():
-        ax.plot(*ellipse(fisher).T, "k--" if name == "exact" else "-", label=f"{name} ({log_det(fisher):.2f})")
+        label = f"{name} ({fisher_log_det(fisher).item():.2f})"
+        ax.plot(*ellipse(fisher).T, "k--" if name == "exact" else "-", label=label)
     ax.set_title(title)
     ax.set_xlabel(r"$\delta\theta_1$")
     ax.set_ylabel(r"$\delta\theta_2$")
@@ -97,7 +95,7 @@ def grf_section(n: int, epochs: int | None, n_fixed: int, work: Path, configs: l
                 ) -> list[str]:  # fmt: skip
     sim = GRF(n=n)
     exact = sim.exact_fisher()
-    ref = log_det(exact)
+    ref = fisher_log_det(exact).item()
     paper = paper or {}
     ps, ps_se, f_ps = fixed(PowerSpectrum(n, 8), sim, n_fixed)
     pi_summary = TopologicalSummary(PersistenceImage(0.2, (8, 8), (-3, 2), (0, 3)), complex="periodic_cubical")
@@ -139,7 +137,7 @@ def copy_figures(cli, tag: str) -> None:
 def spiral_section(epochs: int | None, n_fixed: int, work: Path) -> list[str]:
     sim = NoisySpiral()
     exact = sim.exact_fisher()
-    ref = log_det(exact)
+    ref = fisher_log_det(exact).item()
     dtm_pi = TopologicalSummary(PersistenceImage(0.3, (8, 8), (0, 4), (0, 4)), complex="cubical",
                                 filtration=DistanceToMeasure(32, 11.0, 8))  # fmt: skip
     pi, pi_se, _ = fixed(dtm_pi, sim, n_fixed)

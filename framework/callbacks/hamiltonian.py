@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from framework.figures import log_figure
+from framework.figures import figure
 from framework.optim.orthogonalize import kinetic_energy
 
 
@@ -44,19 +44,13 @@ class HamiltonianMonitor(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.history:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         steps, f, k = zip(*self.history, strict=True)
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(steps, f, label="f (loss)")
-        ax.plot(steps, k, label="K (momentum)")
-        ax.plot(steps, [a + b for a, b in zip(f, k, strict=True)], label="H = f + K")
-        ax.set(xlabel="step", ylabel="energy", title="Hamiltonian monitor")
-        ax.legend()
-        log_figure(trainer, "energy", fig)
+        with figure(trainer, "energy", figsize=(5, 3)) as (_, ax):
+            ax.plot(steps, f, label="f (loss)")
+            ax.plot(steps, k, label="K (momentum)")
+            ax.plot(steps, [a + b for a, b in zip(f, k, strict=True)], label="H = f + K")
+            ax.set(xlabel="step", ylabel="energy", title="Hamiltonian monitor")
+            ax.legend()
 
 
 def momentum_kinetic_energy(optimizers: list[torch.optim.Optimizer]) -> float | None:

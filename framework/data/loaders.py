@@ -39,11 +39,18 @@ class BatchedTensorDataset(TensorDataset):
     DataLoader's fetcher calls ``__getitems__(indices)`` when it exists; returning ``tuple(t[indices])`` replaces
     ``batch_size`` Python-level ``__getitem__`` calls plus a ``torch.stack`` collate. Used with
     :func:`keep_batch` as ``collate_fn``. Works with any sampler, including Lightning's ``DistributedSampler``.
+    With ``batch_type`` (a NamedTuple whose fields follow the tensors' order) batches are served as that type, so
+    steps read ``batch.y`` instead of ``batch[-1]``.
     """
+
+    def __init__(self, *tensors: torch.Tensor, batch_type: Callable[..., tuple] | None = None) -> None:
+        super().__init__(*tensors)
+        self.batch_type = batch_type
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         index = torch.as_tensor(indices, dtype=torch.long)
-        return tuple(tensor[index] for tensor in self.tensors)
+        rows = [tensor[index] for tensor in self.tensors]
+        return self.batch_type(*rows) if self.batch_type is not None else tuple(rows)
 
 
 def keep_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -114,7 +121,7 @@ def make_loader(
     (e.g. Lightning's sanity check) shift the training noise of a resumed run.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1; set data.init_args.batch_size to a positive integer.")
+        raise ValueError(f"batch_size={batch_size} must be a positive integer.")
     collate_fn = None
     if type(dataset) is TensorDataset:  # exact type: subclasses may override __getitem__
         dataset, collate_fn = BatchedTensorDataset(*dataset.tensors), keep_batch

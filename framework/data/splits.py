@@ -12,7 +12,10 @@ from framework.data.loaders import BatchedTensorDataset, make_loader
 class TensorSplitsDataModule(pl.LightningDataModule):
     """Serves ``self.splits = {"train": (x, ...), "val": (...), "test": (...)}`` (filled by the subclass's
     ``setup``) through :func:`make_loader`: shuffled, seeded train batches; ordered val/test/predict batches.
-    ``predict`` uses the test split unless overridden."""
+    ``predict`` uses the test split unless overridden. A subclass sets ``batch_type`` (a NamedTuple with one field
+    per split tensor) to serve typed batches."""
+
+    batch_type: type[tuple] | None = None
 
     def __init__(self, batch_size: int, seed: int) -> None:
         super().__init__()
@@ -29,7 +32,7 @@ class TensorSplitsDataModule(pl.LightningDataModule):
     def dataset(self, split: str) -> Dataset:
         """The dataset of one split (its tensors, batch-fetchable with ``__getitems__``; subclasses may serve
         transformed items)."""
-        return BatchedTensorDataset(*self.splits[split])
+        return BatchedTensorDataset(*self.splits[split], batch_type=self.batch_type)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

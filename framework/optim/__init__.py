@@ -4,8 +4,10 @@ from framework.optim.decoupled_descent import OnsagerMemory, onsager_matrix, per
 from framework.optim.muon import Muon
 from framework.optim.orthogonalize import kinetic_energy, newton_schulz, polar_svd, regularized_polar
 from framework.optim.param_groups import default_no_decay, named_param_groups
+from framework.optim.schedules import CosineAnnealingToEnd
 
 __all__ = [
+    "CosineAnnealingToEnd",
     "Muon",
     "OnsagerMemory",
     "default_no_decay",

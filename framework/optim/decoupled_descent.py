@@ -67,7 +67,7 @@ def sgd_coefficients(optimizer: Any) -> dict[str, float]:
     optimizer = getattr(optimizer, "optimizer", optimizer)
     if not isinstance(optimizer, torch.optim.SGD):
         raise ValueError(
-            f"decoupled descent needs model.init_args.optimizer=torch.optim.SGD, got {type(optimizer).__name__}: "
+            f"decoupled descent needs optimizer=torch.optim.SGD, got {type(optimizer).__name__}: "
             "its Onsager memory replays SGD's linear update (use momentum/dampening for damping)."
         )
     keys = ("lr", "momentum", "dampening", "weight_decay")
@@ -144,7 +144,7 @@ class OnsagerMemory(nn.Module):
         if index.numel() != n or torch.unique(index).numel() != n:
             raise ValueError(
                 f"decoupled descent is full-batch: a step saw {index.numel()} indices ({torch.unique(index).numel()} "
-                f"distinct) of {n} samples. Set data.init_args.batch_size >= n_train (under DDP, n_train divisible by "
+                f"distinct) of {n} samples. It needs batch_size >= n_train (under DDP, n_train divisible by "
                 "the number of processes) and do not limit the training batches."
             )
         order = torch.argsort(index)

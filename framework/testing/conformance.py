@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning.pytorch as pl
 import torch
 
 from framework.cli import FrameworkCLI, main
@@ -29,6 +30,18 @@ TINY = (
     "--trainer.enable_model_summary=false",
     "--trainer.num_sanity_val_steps=1",
 )
+
+
+class StopAfterEpochs(pl.Callback):
+    """Stops a fit after ``epochs`` epochs as if it were killed there: the run keeps its configured length, so
+    schedules derived from it (``CosineAnnealingToEnd``) are those of the uninterrupted run."""
+
+    def __init__(self, epochs: int = 1) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
 
 
 def run(subcommand: str, config: Path, *overrides: str) -> FrameworkCLI:
@@ -87,10 +100,11 @@ def check_checkpoint_roundtrip(config: Path, workdir: Path) -> None:
 
 
 def check_resume(config: Path, workdir: Path) -> None:
-    """Fit 1 epoch, resume with ``--ckpt_path last`` to 2 epochs: same global step and bit-identical weights as
-    an uninterrupted 2-epoch fit."""
+    """A 2-epoch fit stopped after epoch 1, resumed with ``--ckpt_path last``: same global step and bit-identical
+    weights as an uninterrupted 2-epoch fit."""
     straight = fit(config, workdir / "straight", 2)
-    fit(config, workdir / "resumed", 1)
+    first = fit(config, workdir / "resumed", 2, f"--trainer.callbacks+={StopAfterEpochs.__module__}.StopAfterEpochs")
+    assert 0 < first.trainer.global_step < straight.trainer.global_step, "the first leg was not interrupted"
     resumed = fit(config, workdir / "resumed", 2, "--ckpt_path=last")
     assert resumed.trainer.global_step == straight.trainer.global_step > 0
     assert resumed.trainer.ckpt_path is not None, "resume did not load a checkpoint"

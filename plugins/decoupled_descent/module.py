@@ -4,13 +4,13 @@ train error, corrected train error, test error and the state-evolution predictio
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MeanMetric
 
-from framework.figures import log_figure
+from framework.figures import figure
 from framework.module import FrameworkModule
 from framework.optim.decoupled_descent import OnsagerMemory, sgd_coefficients
 from framework_plugins.decoupled_descent.net import Activation, ReadoutNetwork, classification_error
@@ -24,6 +24,15 @@ MAX_SE_STEPS = 2000
 def default_sgd(params: object) -> torch.optim.Optimizer:
     """SGD(lr=0.5, weight_decay=0.05): the step size and ridge of the reference configuration."""
     return torch.optim.SGD(params, lr=0.5, weight_decay=0.05)
+
+
+class FullBatchClassification(Protocol):
+    """What :class:`DecoupledDescentClassifier` reads from its datamodule (:class:`DecoupledDescentData`)."""
+
+    n_features: int  # input dimension d
+    n_train: int  # training samples: the Onsager memory holds one row per sample
+    noise_var: float  # label-noise variance entering the Onsager correction
+    snr: float | None  # the GMM signal-to-noise ratio when the data are simulated (state evolution), else None
 
 
 class DecoupledDescentClassifier(FrameworkModule):
@@ -74,12 +83,7 @@ class DecoupledDescentClassifier(FrameworkModule):
         )
 
     def setup(self, stage: str) -> None:
-        data = self.trainer.datamodule
-        for attr in ("n_features", "n_train", "noise_var"):
-            if not hasattr(data, attr):
-                raise ValueError(
-                    f"DecoupledDescentClassifier needs a data module with {attr!r} (DecoupledDescentData)."
-                )
+        data = self.data(FullBatchClassification)
         if data.n_features != self.net.n_features:
             raise ValueError(
                 f"model.init_args.n_features={self.net.n_features} but the data has {data.n_features} features; "
@@ -91,10 +95,10 @@ class DecoupledDescentClassifier(FrameworkModule):
                 self.memory.allocate(data.n_train)
 
     def on_fit_start(self) -> None:
-        data, hp = self.trainer.datamodule, self.hparams
+        data, hp = self.data(FullBatchClassification), self.hparams
         steps = self.trainer.estimated_stepping_batches
         glm = hp.width == 1 and hp.activation == "linear" and hp.init_scale == 0 and hp.method == "dd"
-        if getattr(data, "snr", None) is None or not glm or self.lr_schedulers() is not None or math.isinf(steps):
+        if data.snr is None or not glm or self.lr_schedulers() is not None or math.isinf(steps):
             return
         sgd = sgd_coefficients(self.optimizers())
         self.se = state_evolution(
@@ -102,22 +106,14 @@ class DecoupledDescentClassifier(FrameworkModule):
             particles=self.se_particles, seed=SE_SEED, **sgd,
         )  # fmt: skip
 
-    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Concatenate ``tensor`` (b, ...) over ranks (identity on one process)."""
-        if self.trainer.world_size == 1:
-            return tensor
-        return self.all_gather(tensor).reshape(-1, *tensor.shape[1:])
-
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, index = batch
         t = self.global_step
         stats = full_batch_step(
-            self.net, self.optimizers(), x, y, index, self.memory, self.manual_backward, self._gather,
+            self.net, self.optimizers(), x, y, index, self.memory, self.manual_backward, self.gather_rows,
             self.trainer.world_size,
         )  # fmt: skip
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+        self.step_lr_schedulers()
         for key, value in stats.items():
             self.log(f"train/{key}", value, prog_bar=key == "corrected_error")
         self.history["raw_error"][t] = stats["raw_error"].item()
@@ -162,24 +158,21 @@ class DecoupledDescentClassifier(FrameworkModule):
         self.history = checkpoint.get("decoupled_descent_history", self.history)
 
     def on_train_end(self) -> None:
-        if self.trainer.is_global_zero and self.history["raw_error"]:
+        if self.history["raw_error"]:
             self._figure()
 
     def _figure(self) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        labels = {"raw_error": "raw train (A)", "corrected_error": "corrected train (P)",
-                  "test_error": "test (fresh data)", "se_error": "state evolution"}  # fmt: skip
-        for key, label in labels.items():
-            if self.history[key] and not (key == "corrected_error" and self.memory is None):
-                steps = sorted(self.history[key])
-                ax.plot(
-                    steps, [self.history[key][s] for s in steps], label=label, ls="--" if key == "se_error" else "-"
-                )
-        ax.set(xlabel="step t", ylabel="0-1 error", title=f"{self.hparams.method.upper()}: error of W^t")
-        ax.legend()
-        log_figure(self.trainer, "errors", fig)
+        labels = {
+            "raw_error": "raw train (A)",
+            "corrected_error": "corrected train (P)",
+            "test_error": "test (fresh data)",
+            "se_error": "state evolution",
+        }
+        with figure(self.trainer, "errors", figsize=(5.5, 3.5)) as (_, ax):
+            for key, label in labels.items():
+                if self.history[key] and not (key == "corrected_error" and self.memory is None):
+                    steps = sorted(self.history[key])
+                    values = [self.history[key][s] for s in steps]
+                    ax.plot(steps, values, label=label, ls="--" if key == "se_error" else "-")
+            ax.set(xlabel="step t", ylabel="0-1 error", title=f"{self.hparams.method.upper()}: error of W^t")
+            ax.legend()

@@ -3,7 +3,7 @@
     A = X W^T / sqrt(d)   (n, K);     f(P) = sum_k s_k sigma(P_k);     l(P, y) = log(1 + exp(-y f(P))),  y in {-1, +1}
 
 K = 1, sigma = identity, s = 1 is the GLM (logistic regression) of the state evolution; K = 2, sigma = log cosh,
-s = (1, -1) is the two-layer XOR network of the reference note. Only W is trained (the readout is a buffer), so the
+s = (1, -1) is a two-layer network that can represent XOR. Only W is trained (the readout is a buffer), so the
 Onsager correction of :mod:`framework.optim.decoupled_descent` applies exactly.
 """
 
@@ -56,14 +56,10 @@ class ReadoutNetwork(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"model.init_args.activation={activation!r} is unknown; choose one of {list(ACTIVATIONS)}."
-            )
+            raise ValueError(f"activation={activation!r} is unknown; choose one of {list(ACTIVATIONS)}.")
         readout = [1.0] * width if readout is None else list(readout)
         if len(readout) != width:
-            raise ValueError(
-                f"model.init_args.readout has {len(readout)} entries but width={width}; give one per unit."
-            )
+            raise ValueError(f"readout={readout} has {len(readout)} entries but width={width}; give one per unit.")
         self.n_features, self.activation = n_features, activation
         self.first = nn.Linear(n_features, width, bias=False)
         nn.init.normal_(self.first.weight, std=init_scale) if init_scale > 0 else nn.init.zeros_(self.first.weight)

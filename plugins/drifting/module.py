@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from framework.figures import log_figure
+from framework.figures import figure, image_grid, scatter_samples
 from framework.metrics import moment_matched_gaussian, sample_distances
 from framework.module import FrameworkModule, default_optimizer
 from framework_plugins.drifting.field import kernel_overlap, normalized_drift_loss
@@ -104,7 +104,7 @@ class DriftingGenerator(FrameworkModule):
         self._figure(samples, data)
 
     def _evaluate(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
-        data = self.all_gather(torch.cat(self._held_out)).reshape(-1, self.dim)
+        data = self.gather_rows(self._held_out)
         n = min(len(data), self.eval_samples)
         data = data[:n]
         z = torch.randn(n, self.noise_dim, generator=torch.Generator().manual_seed(EVAL_SEED)).to(data)
@@ -116,24 +116,12 @@ class DriftingGenerator(FrameworkModule):
         return samples, data
 
     def _figure(self, samples: torch.Tensor, data: torch.Tensor) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         if self.dim == 2:
-            fig, ax = plt.subplots(figsize=(4, 4))
-            ax.scatter(*data.cpu().T, s=2, alpha=0.4, label="held-out")
-            ax.scatter(*samples.cpu().T, s=2, alpha=0.4, label="generated")
-            ax.legend(markerscale=4)
+            with figure(self.trainer, "samples", figsize=(4, 4)) as (_, ax):
+                scatter_samples(ax, samples, data, "generated")
         elif self.dim == 64:
-            fig, axes = plt.subplots(4, 8, figsize=(8, 4))
-            for ax, img in zip(axes.flat, samples[:32].cpu(), strict=False):
-                ax.imshow(img.reshape(8, 8).clamp(-1, 1), cmap="gray_r")
-                ax.axis("off")
-        else:
-            return
-        log_figure(self.trainer, "samples", fig)
+            with figure(self.trainer, "samples", 4, 8, figsize=(8, 4)) as (_, axes):
+                image_grid(axes, samples, side=8)
 
 
 def overlap_ratio(samples: torch.Tensor, data: torch.Tensor, kernel: KernelName, scale: float) -> torch.Tensor:

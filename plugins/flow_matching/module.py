@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from framework.figures import log_figure
+from framework.figures import figure, image_grid, scatter_samples
 from framework.metrics import moment_matched_gaussian, sample_distances, w2_empirical
 from framework.module import FrameworkModule, default_optimizer
 from framework_plugins.flow_matching.analytic import GaussianMixture
@@ -18,6 +18,13 @@ from framework_plugins.flow_matching.velocity import VelocityMLP
 
 REFERENCE_STEPS = 256  # Heun steps of the reference solution for the learned field's Euler error
 EVAL_SEED = 2024  # seeds validation noise and test-time sampling, so metrics are comparable across runs
+
+
+class FlowMatchingInputs(Protocol):
+    """What :class:`FlowMatching` reads from its datamodule (:class:`FlowMatchingData` provides it)."""
+
+    dim: int  # the data dimension d; must equal the model's
+    law: GaussianMixture | None  # the exact target law (float64) when it is analytic, for velocity diagnostics
 
 
 class FlowMatching(FrameworkModule):
@@ -68,8 +75,9 @@ class FlowMatching(FrameworkModule):
         self._test_data: list[torch.Tensor] = []
 
     def setup(self, stage: str) -> None:
-        data_dim = getattr(self.trainer.datamodule, "dim", None) if self.trainer else None
-        if data_dim is not None and data_dim != self.dim:
+        self._data = self.data(FlowMatchingInputs)
+        data_dim = self._data.dim
+        if data_dim != self.dim:
             raise ValueError(
                 f"model.init_args.dim={self.dim} but the data is {data_dim}-dimensional; set model.init_args.dim: "
                 f"{data_dim}."
@@ -105,7 +113,7 @@ class FlowMatching(FrameworkModule):
         return self.sampler(self.velocity, noise, n_steps or self.sample_steps, return_path=return_path)
 
     def on_test_epoch_end(self) -> None:
-        held_out = self.all_gather(torch.cat(self._test_data)).reshape(-1, self.dim)
+        held_out = self.gather_rows(self._test_data)
         n = min(len(held_out), self.eval_samples)
         held_out = held_out[:n]
         noise = torch.randn(n, self.dim, generator=torch.Generator().manual_seed(EVAL_SEED)).to(held_out)
@@ -122,7 +130,7 @@ class FlowMatching(FrameworkModule):
             euler_error.append((euler - reference).pow(2).sum(1).mean().sqrt().item())
             self.log(f"test/w2_N{k}", w2_curve[-1])
             self.log(f"test/euler_error_N{k}", euler_error[-1])
-        law = getattr(self.trainer.datamodule, "law", None)
+        law = self._data.law
         if law is not None:
             self.log("test/velocity_rel_mse", velocity_relative_mse(self.velocity, law, EVAL_SEED + 2))
         path = self.sampler(self.velocity, noise[: self.lipschitz_points], 16, return_path=True).detach()
@@ -138,36 +146,21 @@ class FlowMatching(FrameworkModule):
         samples: torch.Tensor,
         data: torch.Tensor,
     ) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(4, 3))
-        ax.loglog(self.w2_steps, w2_curve, "o-", label="W2(Euler samples, held-out)")
-        ax.loglog(self.w2_steps, euler_error, "s-", label=f"RMS |Euler - Heun{REFERENCE_STEPS}| (same noise)")
-        ax.loglog(self.w2_steps, [euler_error[0] / k for k in self.w2_steps], "k--", lw=0.8, label="slope -1")
-        ax.set(xlabel="Euler steps N", ylabel="distance", title="Learned field: Euler error vs N")
-        ax.legend()
-        log_figure(self.trainer, "w2_vs_steps", fig)
-
-        fig, ax = plt.subplots(figsize=(4, 3))
-        ax.plot(torch.linspace(0, 1, len(lipschitz)).tolist(), lipschitz.cpu().tolist(), "o-")
-        ax.set(xlabel="t", ylabel="max ||D_x v(x, t)||_2", title="Empirical Lipschitz constant")
-        log_figure(self.trainer, "lipschitz_vs_t", fig)
-
+        with figure(self.trainer, "w2_vs_steps", figsize=(4, 3)) as (_, ax):
+            ax.loglog(self.w2_steps, w2_curve, "o-", label="W2(Euler samples, held-out)")
+            ax.loglog(self.w2_steps, euler_error, "s-", label=f"RMS |Euler - Heun{REFERENCE_STEPS}| (same noise)")
+            ax.loglog(self.w2_steps, [euler_error[0] / k for k in self.w2_steps], "k--", lw=0.8, label="slope -1")
+            ax.set(xlabel="Euler steps N", ylabel="distance", title="Learned field: Euler error vs N")
+            ax.legend()
+        with figure(self.trainer, "lipschitz_vs_t", figsize=(4, 3)) as (_, ax):
+            ax.plot(torch.linspace(0, 1, len(lipschitz)).tolist(), lipschitz.cpu().tolist(), "o-")
+            ax.set(xlabel="t", ylabel="max ||D_x v(x, t)||_2", title="Empirical Lipschitz constant")
         if self.dim == 2:
-            fig, ax = plt.subplots(figsize=(4, 4))
-            ax.scatter(*data.cpu().T, s=2, alpha=0.4, label="held-out")
-            ax.scatter(*samples.cpu().T, s=2, alpha=0.4, label="samples")
-            ax.legend(markerscale=4)
-            log_figure(self.trainer, "samples", fig)
+            with figure(self.trainer, "samples", figsize=(4, 4)) as (_, ax):
+                scatter_samples(ax, samples, data, "samples")
         elif self.dim == 64:
-            fig, axes = plt.subplots(4, 8, figsize=(8, 4))
-            for ax, img in zip(axes.flat, samples[:32].cpu(), strict=False):
-                ax.imshow(img.reshape(8, 8).clamp(-1, 1), cmap="gray_r")
-                ax.axis("off")
-            log_figure(self.trainer, "samples", fig)
+            with figure(self.trainer, "samples", 4, 8, figsize=(8, 4)) as (_, axes):
+                image_grid(axes, samples, side=8)
 
 
 @torch.no_grad()

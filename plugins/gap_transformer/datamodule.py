@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -17,15 +17,46 @@ from framework_plugins.gap_transformer.loader import load_adni_csv
 from framework_plugins.gap_transformer.schema import FEATURES, clean_cohort
 from framework_plugins.gap_transformer.synthetic import simulate_cohort
 
-FIELDS = ("values", "mask", "times", "visit_valid", "static", "y_ref", "y")
+
+class CohortBatch(NamedTuple):
+    """One batch of anchors (B of them; V history visits, F measures)."""
+
+    values: torch.Tensor  # (B, V, F) z-scored measures, 0 where unobserved
+    mask: torch.Tensor  # (B, V, F) 1 where observed
+    times: torch.Tensor  # (B, V) years relative to the anchor (<= 0)
+    visit_valid: torch.Tensor  # (B, V) bool, False on padding visits
+    static: torch.Tensor  # (B, 4) z-scored static covariates
+    y_ref: torch.Tensor  # (B,) the LME reference prediction of the 24-month change
+    y: torch.Tensor  # (B,) the observed 24-month CDR-SB change
+
+
+FIELDS = CohortBatch._fields
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    """Everything the prepared cohort depends on (hashable: :func:`prepare_cohort` caches on it). Fields as in
+    :class:`ADNICohort`."""
+
+    source: Literal["synthetic", "csv"] = "synthetic"
+    path: str | None = None
+    n_participants: int = 858
+    cohort_seed: int = 0
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    max_visits: int = 10
+    lme_candidates: tuple[str, ...] = ("MMSE", "ADAS13", "FAQ", "AGE", "APOE4", "Hippocampus", "YEARS")
+    lme_forced: tuple[str, ...] = ("CDRSB",)
+    lme_prediction: Literal["population", "blup"] = "population"
 
 
 @dataclass(frozen=True)
 class Cohort:
-    """Everything ``setup`` derives: tensors per split (in ``FIELDS`` order), the anchors, the row indices of each
-    split and the LME selected on the training fold."""
+    """Everything ``setup`` derives: tensors per split (in :class:`CohortBatch` order), the anchors, the row
+    indices of each split and the LME selected on the training fold."""
 
-    splits: dict[str, tuple[torch.Tensor, ...]]
+    splits: dict[str, CohortBatch]
     anchors: Anchors
     index: dict[str, np.ndarray]
     lme: LMEFit
@@ -36,19 +67,15 @@ def _zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def prepare_cohort(
-    source: str, path: str | None, n_participants: int, cohort_seed: int, split_seed: int, val_fraction: float,
-    test_fraction: float, max_visits: int, lme_candidates: tuple[str, ...], lme_forced: tuple[str, ...],
-    lme_prediction: str,
-) -> Cohort:  # fmt: skip
-    """Deterministic in its arguments (cached per process: every rank, resume and check sees the same cohort).
+def prepare_cohort(spec: CohortSpec) -> Cohort:
+    """Deterministic in ``spec`` (cached per process: every rank, resume and check sees the same cohort).
 
     Measures are z-scored with the training fold's visit-level means/SDs (unobserved -> 0 with mask 0), static
     covariates with the training anchors'; ``y_ref`` is the LME prediction (population, or the causal BLUP)."""
-    raw = simulate_cohort(n_participants, cohort_seed) if source == "synthetic" else None
-    clean = clean_cohort(raw, "synthetic cohort") if raw is not None else load_adni_csv(path)
-    anchors = build_anchors(clean, max_visits)
-    index = grouped_split(anchors.rid, val_fraction, test_fraction, split_seed)
+    raw = simulate_cohort(spec.n_participants, spec.cohort_seed) if spec.source == "synthetic" else None
+    clean = clean_cohort(raw, "synthetic cohort") if raw is not None else load_adni_csv(spec.path)
+    anchors = build_anchors(clean, spec.max_visits)
+    index = grouped_split(anchors.rid, spec.val_fraction, spec.test_fraction, spec.split_seed)
     train_rows = clean[clean["RID"].isin(np.unique(anchors.rid[index["train"]]))]
     mean = train_rows[list(FEATURES)].mean().to_numpy(float)
     std = train_rows[list(FEATURES)].std().fillna(1.0).to_numpy(float)
@@ -56,27 +83,30 @@ def prepare_cohort(
     s_mean, s_std = np.nanmean(static, 0), np.nanstd(static, 0)
     table = anchors.covariates()
     train = index["train"]
-    lme = select_lme(table.iloc[train], anchors.y[train], anchors.rid[train], lme_candidates, lme_forced)
-    if lme_prediction == "blup":
+    lme = select_lme(table.iloc[train], anchors.y[train], anchors.rid[train], spec.lme_candidates, spec.lme_forced)
+    if spec.lme_prediction == "blup":
         y_ref = lme.predict_blup(table, anchors.y, anchors.rid, anchors.years, anchors.label_years)
     else:
         y_ref = lme.predict(table)
     observed = ~np.isnan(anchors.values)
     values = np.where(observed, _zscore(anchors.values, mean, std), 0.0)
     static_z = np.nan_to_num(_zscore(anchors.static, s_mean, s_std))
-    tensors = (values, observed, anchors.times, anchors.visit_valid, static_z, y_ref, anchors.y)
-    splits = {}
-    for name, rows in index.items():
-        splits[name] = tuple(
-            torch.as_tensor(t[rows], dtype=torch.bool if k == 3 else torch.float32) for k, t in enumerate(tensors)
-        )
+    arrays = CohortBatch(values, observed, anchors.times, anchors.visit_valid, static_z, y_ref, anchors.y)
+
+    def as_tensor(field: str, array: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array[rows], dtype=torch.bool if field == "visit_valid" else torch.float32)
+
+    splits = {
+        name: CohortBatch(*(as_tensor(f, a, rows) for f, a in zip(FIELDS, arrays, strict=True)))
+        for name, rows in index.items()
+    }
     return Cohort(splits=splits, anchors=anchors, index=index, lme=lme)
 
 
 class ADNICohort(TensorSplitsDataModule):
     """Anchors of an ADNI-style cohort, participant-level train / val / test, with the LME reference prediction.
 
-    Batches are tuples in ``FIELDS`` order: values (B, V, F) z-scored (0 = unobserved), mask (B, V, F),
+    Batches are :class:`CohortBatch` named tuples: values (B, V, F) z-scored (0 = unobserved), mask (B, V, F),
     times (B, V) years relative to the anchor (<= 0), visit_valid (B, V) bool, static (B, 4), y_ref (B,), y (B,).
 
     Args:
@@ -92,6 +122,8 @@ class ADNICohort(TensorSplitsDataModule):
             shrunken mean residual of the participant's earlier anchors whose outcome is already observed).
         batch_size, seed: loader batch size and shuffling seed.
     """
+
+    batch_type = CohortBatch
 
     def __init__(
         self, source: Literal["synthetic", "csv"] = "synthetic", path: str | None = None, n_participants: int = 858,
@@ -109,14 +141,25 @@ class ADNICohort(TensorSplitsDataModule):
         if lme_prediction not in ("population", "blup"):
             raise ValueError(f"data.init_args.lme_prediction={lme_prediction!r}; use 'population' or 'blup'.")
         self.save_hyperparameters()
-        self.args = (source, path, n_participants, cohort_seed, split_seed, val_fraction, test_fraction, max_visits,
-                     tuple(lme_candidates), tuple(lme_forced), lme_prediction)  # fmt: skip
+        self.spec = CohortSpec(
+            source=source,
+            path=path,
+            n_participants=n_participants,
+            cohort_seed=cohort_seed,
+            split_seed=split_seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            max_visits=max_visits,
+            lme_candidates=tuple(lme_candidates),
+            lme_forced=tuple(lme_forced),
+            lme_prediction=lme_prediction,
+        )
         self.cohort: Cohort | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        self.cohort = prepare_cohort(*self.args)
+        self.cohort = prepare_cohort(self.spec)
         self.splits = dict(self.cohort.splits)
         report = self.cohort.anchors.report
         rank_zero_info(

@@ -13,8 +13,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, PearsonCorrCoef
 
-from framework.figures import log_figure
+from framework.figures import figure
 from framework.module import FrameworkModule, default_optimizer
+from framework_plugins.gap_transformer.datamodule import CohortBatch
 from framework_plugins.gap_transformer.grud import GRUDNet
 from framework_plugins.gap_transformer.networks import GapAwareTransformerNet, STraTSNet
 from framework_plugins.gap_transformer.schema import FEATURES, STATIC
@@ -45,19 +46,18 @@ class CDRSBForecaster(FrameworkModule):
         )
         self._test_points: list[torch.Tensor] = []
 
-    def forward(self, batch: list[torch.Tensor]) -> torch.Tensor:
-        """y_hat (B,) from a batch in ``FIELDS`` order."""
-        values, mask, times, visit_valid, static, y_ref, _ = batch
-        out = self.net(values, mask, times, visit_valid, static)
-        return y_ref + out if self.residual else out
+    def forward(self, batch: CohortBatch) -> torch.Tensor:
+        """y_hat (B,): ``net`` of the history, plus the LME reference ``y_ref`` when ``residual``."""
+        out = self.net(batch.values, batch.mask, batch.times, batch.visit_valid, batch.static)
+        return batch.y_ref + out if self.residual else out
 
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = F.mse_loss(self(batch), batch[-1])
+    def training_step(self, batch: CohortBatch, batch_idx: int) -> torch.Tensor:
+        loss = F.mse_loss(self(batch), batch.y)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self.val_metrics.update(self(batch), batch[-1])
+    def validation_step(self, batch: CohortBatch, batch_idx: int) -> None:
+        self.val_metrics.update(self(batch), batch.y)
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute())
@@ -66,11 +66,11 @@ class CDRSBForecaster(FrameworkModule):
     def on_test_epoch_start(self) -> None:
         self._test_points = []
 
-    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: CohortBatch, batch_idx: int) -> None:
         pred = self(batch)
-        self.test_metrics.update(pred, batch[-1])
-        self.lme_metrics.update(batch[-2], batch[-1])
-        self._test_points.append(torch.stack([batch[-1], pred, batch[-2]], 1).detach().cpu())
+        self.test_metrics.update(pred, batch.y)
+        self.lme_metrics.update(batch.y_ref, batch.y)
+        self._test_points.append(torch.stack([batch.y, pred, batch.y_ref], 1).detach().cpu())
 
     def on_test_epoch_end(self) -> None:
         model, lme = self.test_metrics.compute(), self.lme_metrics.compute()
@@ -82,23 +82,17 @@ class CDRSBForecaster(FrameworkModule):
         self.lme_metrics.reset()
         self._figure(torch.cat(self._test_points))
 
-    def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def predict_step(self, batch: CohortBatch, batch_idx: int) -> torch.Tensor:
         return self(batch)
 
     def _figure(self, points: torch.Tensor) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.scatter(points[:, 0], points[:, 2], s=6, alpha=0.4, label="LME")
-        ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.4, label=type(self).__name__)
-        lo, hi = float(points.min()), float(points.max())
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set(xlabel="observed 24-month CDR-SB change", ylabel="predicted")
-        ax.legend(markerscale=2)
-        log_figure(self.trainer, "test/predicted_vs_observed", fig)
+        with figure(self.trainer, "test/predicted_vs_observed", figsize=(4, 4)) as (_, ax):
+            ax.scatter(points[:, 0], points[:, 2], s=6, alpha=0.4, label="LME")
+            ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.4, label=type(self).__name__)
+            lo, hi = float(points.min()), float(points.max())
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set(xlabel="observed 24-month CDR-SB change", ylabel="predicted")
+            ax.legend(markerscale=2)
 
 
 class LMEReference(CDRSBForecaster):
@@ -158,11 +152,10 @@ class STraTS(CDRSBForecaster):
         self.pretrain_epochs = pretrain_epochs
         self.net = STraTSNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout)
 
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: CohortBatch, batch_idx: int) -> torch.Tensor:
         if self.current_epoch >= self.pretrain_epochs:
             return super().training_step(batch, batch_idx)
-        values, mask, times, _, static, _, _ = batch
-        prediction, target, weight = self.net.forecast(values, mask, times, static)
+        prediction, target, weight = self.net.forecast(batch.values, batch.mask, batch.times, batch.static)
         loss = (weight * (prediction - target) ** 2).sum() / weight.sum().clamp(min=1.0)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/forecast_loss", loss)

@@ -150,7 +150,7 @@ def _h5ad_labels(obs: object, key: str) -> np.ndarray:
         codes = obs[key][()]
         return codes.astype(np.int64)
     if key not in obs:
-        raise ValueError(f"obs has no column {key!r} (has {sorted(obs.keys())}); set data.init_args.label_key.")
+        raise ValueError(f"label_key={key!r}: obs has no such column (it has {sorted(obs.keys())}).")
     node = obs[key]
     if isinstance(node, h5py.Group):  # categorical: codes + categories
         return node["codes"][()].astype(np.int64)

@@ -32,7 +32,7 @@ class PolyGNN(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"model.init_args.kind={kind!r} is unknown; choose one of {KINDS}.")
+            raise ValueError(f"kind={kind!r} is unknown; choose one of {KINDS}.")
         if num_layers < 1 or K < 1:
             raise ValueError(f"num_layers={num_layers} and K={K} must be >= 1.")
         self.kind, self.dropout = kind, dropout

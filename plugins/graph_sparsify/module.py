@@ -5,15 +5,17 @@ representations to :class:`~framework_plugins.graph_sparsify.geometry_probe.Geom
 from __future__ import annotations
 
 import copy
+from typing import Protocol
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from framework.figures import log_figure
+from framework.figures import figure
 from framework.module import FrameworkModule, default_optimizer
 from framework_plugins.graph_sparsify.gnn import FilterKind, PolyGNN
+from framework_plugins.graph_sparsify.graph import EpsCertificate, Sparsified
 
 
 @torch.no_grad()
@@ -21,6 +23,14 @@ def weight_distance(a: nn.Module, b: nn.Module) -> torch.Tensor:
     """||theta_a - theta_b|| / ||theta_a|| over all parameters (the twin-trajectory divergence)."""
     diff = sum(((p - q).double().square().sum() for p, q in zip(a.parameters(), b.parameters(), strict=True)))
     return (diff / sum(p.double().square().sum() for p in a.parameters())).sqrt()
+
+
+class SparsifiedGraph(Protocol):
+    """What :class:`TwinSparsifiedGNN` reads from its datamodule (:class:`GraphSparsifyData` provides it)."""
+
+    graph: dict[str, torch.Tensor]  # after setup: x (n, d), y (n,), dense/sparse edge index (2, m) and weight (m,)
+    certificate: EpsCertificate  # the measured spectral approximation eps of H against G
+    sparsified: Sparsified  # the sparsifier's output (kept_fraction of the edges)
 
 
 class TwinSparsifiedGNN(FrameworkModule):
@@ -68,10 +78,8 @@ class TwinSparsifiedGNN(FrameworkModule):
         self._eval: dict[str, torch.Tensor] = {}
 
     def setup(self, stage: str) -> None:
-        dm = self.trainer.datamodule
-        if dm is None or not getattr(dm, "graph", None):
-            raise ValueError("TwinSparsifiedGNN needs GraphSparsifyData (or a datamodule with .graph after setup).")
-        self.graph = dm.graph
+        data = self.data(SparsifiedGraph)
+        self.graph = data.graph
         x, y = self.graph["x"], self.graph["y"]
         hp = self.hparams
         if x.shape[1] != hp.in_channels or int(y.max()) + 1 > hp.num_classes:
@@ -79,7 +87,7 @@ class TwinSparsifiedGNN(FrameworkModule):
                 f"model.init_args.in_channels={hp.in_channels}, num_classes={hp.num_classes} but the data has "
                 f"{x.shape[1]} features and {int(y.max()) + 1} classes; set them to match."
             )
-        self.data_info = {"eps_hat": dm.certificate.eps, "kept_fraction": dm.sparsified.kept_fraction}
+        self.data_info = {"eps_hat": data.certificate.eps, "kept_fraction": data.sparsified.kept_fraction}
 
     def run(self, model: nn.Module, which: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``model`` on the ``dense`` (G) or ``sparse`` (H) graph: (logits (n, C), representations)."""
@@ -165,13 +173,7 @@ class TwinSparsifiedGNN(FrameworkModule):
     def on_fit_end(self) -> None:
         if not self.history:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         steps, dist = zip(*self.history, strict=True)
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(steps, dist)
-        ax.set(xlabel="step", ylabel="||theta_G - theta_H|| / ||theta_G||", title="twin-trajectory divergence")
-        log_figure(self.trainer, "weight_distance", fig)
+        with figure(self.trainer, "weight_distance", figsize=(5, 3)) as (_, ax):
+            ax.plot(steps, dist)
+            ax.set(xlabel="step", ylabel="||theta_G - theta_H|| / ||theta_G||", title="twin-trajectory divergence")

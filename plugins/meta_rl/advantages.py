@@ -53,7 +53,7 @@ def compute_advantages(
     this makes the inner gradient a biased estimate of grad J, see README).
     """
     if baseline not in ("none", "linear"):
-        raise ValueError(f"model.init_args.baseline={baseline!r} is unknown; choose 'none' or 'linear'.")
+        raise ValueError(f"baseline={baseline!r} is unknown; choose 'none' or 'linear'.")
     rtg = discounted_cumsum(batch.rewards, gamma) * batch.mask
     if baseline == "none":
         adv = rtg

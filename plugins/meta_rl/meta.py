@@ -67,9 +67,9 @@ class MetaPolicyGradient(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         if estimator not in ESTIMATORS:
-            raise ValueError(f"model.init_args.estimator={estimator!r} is unknown; choose one of {ESTIMATORS}.")
+            raise ValueError(f"estimator={estimator!r} is unknown; choose one of {ESTIMATORS}.")
         if score_baseline not in SCORE_BASELINES:
-            raise ValueError(f"model.init_args.score_baseline={score_baseline!r}; choose one of {SCORE_BASELINES}.")
+            raise ValueError(f"score_baseline={score_baseline!r} is unknown; choose one of {SCORE_BASELINES}.")
         self.policy, self.inner_lr, self.gamma, self.gae_lambda = policy, inner_lr, gamma, gae_lambda
         self.baseline, self.normalize, self.estimator = baseline, normalize_advantages, estimator
         self.score_baseline = score_baseline

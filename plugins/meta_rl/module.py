@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from framework.figures import log_figure
+from framework.figures import figure
 from framework.module import FrameworkModule
 from framework_plugins.meta_rl.advantages import Baseline
 from framework_plugins.meta_rl.datamodule import TaskSeedStream
@@ -93,9 +93,7 @@ class MetaRL(FrameworkModule):
         optimizer.zero_grad()
         self.manual_backward(loss)
         optimizer.step()
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+        self.step_lr_schedulers()
         pre, post = step.pre.mean(), step.post.mean()
         self.log("train/loss", loss.detach())
         self.log_dict({"train/pre_return": pre, "train/post_return": post, "train/adaptation_gain": post - pre},
@@ -124,8 +122,7 @@ class MetaRL(FrameworkModule):
         self._curves.append(self._curve(batch, batch_idx, self.test_inner_steps))
 
     def _mean_curve(self) -> torch.Tensor:
-        curves = torch.cat(self._curves)
-        return self.all_gather(curves).reshape(-1, curves.shape[-1]).mean(0)
+        return self.gather_rows(self._curves).mean(0)
 
     def on_validation_epoch_end(self) -> None:
         curve = self._mean_curve()
@@ -140,13 +137,7 @@ class MetaRL(FrameworkModule):
         self._figure(curve)
 
     def _figure(self, curve: torch.Tensor) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(4, 3))
-        ax.plot(range(len(curve)), curve.cpu().numpy(), marker="o")
-        ax.set(xlabel="inner steps at test time", ylabel="mean return",
-               title=f"{self.hparams.env}: {self.hparams.estimator}")  # fmt: skip
-        log_figure(self.trainer, "adaptation_curve", fig)
+        with figure(self.trainer, "adaptation_curve", figsize=(4, 3)) as (_, ax):
+            ax.plot(range(len(curve)), curve.cpu().numpy(), marker="o")
+            title = f"{self.hparams.env}: {self.hparams.estimator}"
+            ax.set(xlabel="inner steps at test time", ylabel="mean return", title=title)

@@ -21,7 +21,7 @@ def stdlib_files(root: Path | None = None) -> list[Path]:
 def _sorted_py_files(root: Path) -> tuple[Path, ...]:
     if not root.is_dir():
         raise FileNotFoundError(
-            f"standard library directory {root} not found; pass data.init_args.root=<dir of .py files>."
+            f"root={str(root)!r}: no such directory; pass the directory of the Python standard library (.py files)."
         )
     files = (p for p in root.rglob("*.py") if "site-packages" not in p.parts)
     return tuple(sorted(files, key=lambda p: p.relative_to(root).as_posix()))

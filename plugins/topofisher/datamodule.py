@@ -11,6 +11,13 @@ from framework.data import MemoizedDataset, TensorSplitsDataModule, make_loader
 from framework_plugins.topofisher.simulators import GRF, Simulator
 
 SPLIT_OFFSETS = {"train": 0, "val": 4_000_000, "test": 7_000_000}
+SEEDS_PER_BASE_SEED = 10_000_000
+
+
+def split_seeds(seed: int, split: str, n: int) -> range:
+    """Simulation seeds ``seed * 10^7 + offset_split + i``, i < n: disjoint across splits while n < 3e6."""
+    base = seed * SEEDS_PER_BASE_SEED + SPLIT_OFFSETS[split]
+    return range(base, base + n)
 
 
 class TopoFisherData(TensorSplitsDataModule):
@@ -58,9 +65,14 @@ class TopoFisherData(TensorSplitsDataModule):
         return self._memoized[split]
 
     def split_seeds(self, split: str) -> list[int]:
-        """The simulation seeds of one split."""
-        base = self.seed * 10_000_000 + SPLIT_OFFSETS[split]
-        return list(range(base, base + self.sizes[split]))
+        """The simulation seeds of one split (:func:`split_seeds`)."""
+        return list(split_seeds(self.seed, split, self.sizes[split]))
+
+    def first_items(self, split: str, n: int) -> list[torch.Tensor]:
+        """Items 0..n-1 of a split, batched as its loader serves them: the simulations (n, 1 + 2p, *shape), or the
+        memoized tensors after :meth:`memoize`."""
+        dataset = self.dataset(split)  # both kinds fetch whole batches (the loaders' batched fetch)
+        return list(dataset.__getitems__(list(range(min(n, len(dataset))))))
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

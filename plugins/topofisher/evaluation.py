@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from framework_plugins.topofisher.fisher import fisher_from_summaries, moped_weights
+from framework_plugins.topofisher.datamodule import split_seeds
+from framework_plugins.topofisher.fisher import fisher_from_summaries, log_det, moped_weights
 from framework_plugins.topofisher.simulators import Simulator
 
 
@@ -30,7 +31,7 @@ def bootstrap_log_det(t: torch.Tensor, dtheta: torch.Tensor, reps: int = 200, se
     values = []
     for _ in range(reps):
         index = torch.randint(len(t), (len(t),), generator=g)
-        values.append(torch.linalg.slogdet(fisher_from_summaries(t[index], dtheta)[0])[1])
+        values.append(log_det(fisher_from_summaries(t[index], dtheta)[0]))
     return torch.stack(values).std()
 
 
@@ -40,9 +41,8 @@ def fixed_summary_fisher(
     """(held-out F, bootstrap SE of its ln|F|) of a fixed summary + MOPED; train and test seeds disjoint.
     Features nearly constant on the training set (std < 1e-3 of the largest) are dropped: their covariance is
     numerically singular and their rare, non-Gaussian spikes get huge MOPED weights."""
-    base = seed * 10_000_000
-    train = summarize(summary, simulator.seed_matched(range(base, base + n_train)))
-    test = summarize(summary, simulator.seed_matched(range(base + 7_000_000, base + 7_000_000 + n_test)))
+    train = summarize(summary, simulator.seed_matched(split_seeds(seed, "train", n_train)))
+    test = summarize(summary, simulator.seed_matched(split_seeds(seed, "test", n_test)))
     std = train[:, 0].std(0)
     keep = std > 1e-3 * std.max()  # e.g. persistence-image pixels in the far tails: (nearly) always empty
     train, test = train[..., keep], test[..., keep]

@@ -1,4 +1,4 @@
-"""2-D Gaussian random fields with a power-law spectrum and their exact Fisher matrix (reference note, Sec. 4)."""
+"""2-D Gaussian random fields with a power-law spectrum and their exact Fisher matrix (the paper's GRF case)."""
 
 from __future__ import annotations
 

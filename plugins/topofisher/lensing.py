@@ -1,4 +1,4 @@
-"""Toy lognormal weak-lensing convergence maps (reference note, Sec. 5; after sbi_lens ``LogNormal_field``).
+"""Toy lognormal weak-lensing convergence maps (after sbi_lens ``LogNormal_field``).
 
 theta = (Omega_m, sigma_8). Everything here is a documented toy, not a physical C_l:
 C_l = c0 (sigma_8 / 0.8)^2 (Omega_m / 0.3)^1.5 / (1 + (l / l_*)^2), l_* = l0 Omega_m / 0.3 (the turnover moves with
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-SHIFTS = (0.0056, 0.016, 0.030, 0.052, 0.10)  # lambda0 per tomographic bin (reference note, sbi_lens table)
+SHIFTS = (0.0056, 0.016, 0.030, 0.052, 0.10)  # lambda0 per tomographic bin (sbi_lens's lognormal shift table)
 
 
 def toy_cl(ell: torch.Tensor, theta: torch.Tensor, c0: float, ell0: float, bin_scale: float) -> torch.Tensor:

@@ -3,8 +3,8 @@ Fisher information ln|F| of its summaries, estimated from seed-matched simulatio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -12,8 +12,15 @@ from torch import nn
 
 from framework.figures import log_figure
 from framework.module import FrameworkModule, default_optimizer
-from framework_plugins.topofisher.fisher import fisher_from_summaries, imnn_regularizer, moped_weights, split_fisher
+from framework_plugins.topofisher.fisher import (
+    fisher_from_summaries,
+    imnn_regularizer,
+    moped_weights,
+    split_fisher,
+)
+from framework_plugins.topofisher.fisher import log_det as fisher_log_det
 from framework_plugins.topofisher.plots import diagram_figure, filtration_figure, fisher_figure
+from framework_plugins.topofisher.simulators import Simulator
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -22,6 +29,19 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers += [nn.Linear(a, b)] + ([nn.SiLU()] if i < len(sizes) - 2 else [])
     return nn.Sequential(*layers)
+
+
+class SeedMatchedSimulations(Protocol):
+    """What :class:`TopoFisher` reads from its datamodule (:class:`TopoFisherData` provides it)."""
+
+    simulator: Simulator  # n_params, dtheta and the exact Fisher matrix when known
+    splits: dict[str, tuple[torch.Tensor, ...]]  # split -> (simulations (n, 1 + 2p, *shape),)
+
+    def memoize(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None) -> None:
+        """Serve fn(simulations) instead of the simulations, each item computed once."""
+
+    def first_items(self, split: str, n: int) -> list[torch.Tensor]:
+        """Items 0..n-1 of a split, batched as its loader serves them."""
 
 
 class TopoFisher(FrameworkModule):
@@ -87,12 +107,13 @@ class TopoFisher(FrameworkModule):
         self._held_out: list[torch.Tensor] = []
 
     def setup(self, stage: str) -> None:
-        simulator = self.trainer.datamodule.simulator
+        data = self.data(SeedMatchedSimulations)
+        simulator = data.simulator
         if simulator.n_params != self.n_params:
             raise ValueError(f"model.init_args.n_params={self.n_params} but the simulator has {simulator.n_params}.")
         self.dtheta, self.exact_fisher = simulator.dtheta, simulator.exact_fisher()
         if self.cache_diagrams:
-            self.trainer.datamodule.memoize(self.summary.diagram_tensors, ragged_dim=-2)  # rows (k, C, P, 2)
+            data.memoize(self.summary.diagram_tensors, ragged_dim=-2)  # rows (k, C, P, 2)
 
     def features(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         """Standardised summaries (B, 1 + 2p, d) of a batch of seed-matched items: the simulations
@@ -114,7 +135,7 @@ class TopoFisher(FrameworkModule):
 
     def _train_items(self, n: int, k: int | None = None) -> list[torch.Tensor]:
         """The first n training items (only their first k simulations), in the form the loaders serve."""
-        items = self.trainer.datamodule.dataset("train").__getitems__(list(range(n)))
+        items = self.data(SeedMatchedSimulations).first_items("train", n)
         return [t[:, :k].to(self.device) for t in items]
 
     @torch.no_grad()
@@ -129,7 +150,7 @@ class TopoFisher(FrameworkModule):
         s = self.features(batch)
         t = self.compressor(s) if self.compressor_kind == "mlp" else s
         fisher, cov, _ = fisher_from_summaries(t, self.dtheta)
-        log_det = torch.linalg.slogdet(fisher)[1]
+        log_det = fisher_log_det(fisher)  # -inf (loss +inf, stopped by the finite-loss guard) unless F is PD
         loss = -log_det
         if self.regularizer_weight > 0:
             loss = loss + self.regularizer_weight * imnn_regularizer(cov)
@@ -167,20 +188,20 @@ class TopoFisher(FrameworkModule):
             self._figures(fisher)
 
     def _evaluate(self, stage: str) -> torch.Tensor:
-        t = self.all_gather(torch.cat(self._held_out)).reshape(-1, *self._held_out[0].shape[1:]).double()
+        t = self.gather_rows(self._held_out).double()
         dtheta = self.dtheta.to(t)
         fisher = fisher_from_summaries(t, dtheta)[0]
-        log_det = torch.linalg.slogdet(fisher)[1]
+        log_det = fisher_log_det(fisher)
         self.log(f"{stage}/log_det_F", log_det.float())
-        self.log(f"{stage}/log_det_F_split", torch.linalg.slogdet(split_fisher(t, dtheta))[1].float())
+        self.log(f"{stage}/log_det_F_split", fisher_log_det(split_fisher(t, dtheta)).float())
         if self.exact_fisher is not None:
-            exact = torch.linalg.slogdet(self.exact_fisher)[1]
+            exact = fisher_log_det(self.exact_fisher)
             self.log(f"{stage}/info_ratio", torch.exp(log_det - exact).float())
         return fisher
 
     def _figures(self, fisher: torch.Tensor) -> None:
         log_figure(self.trainer, "fisher_ellipses", fisher_figure(fisher, self.exact_fisher, self.dtheta))
-        x = self.trainer.datamodule.splits["test"][0][:1, 0].to(self.device)
+        x = self.data(SeedMatchedSimulations).splits["test"][0][:1, 0].to(self.device)
         if hasattr(self.summary, "diagrams"):
             with torch.no_grad():
                 log_figure(self.trainer, "diagrams", diagram_figure(self.summary.diagrams(x), self.summary.dims))

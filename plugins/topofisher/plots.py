@@ -7,14 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from framework.figures import pyplot
+from framework_plugins.topofisher.fisher import log_det
 
 
 def ellipse(fisher: torch.Tensor, n: int = 200) -> torch.Tensor:
@@ -27,11 +21,11 @@ def ellipse(fisher: torch.Tensor, n: int = 200) -> torch.Tensor:
 
 def fisher_figure(fisher: torch.Tensor, exact: torch.Tensor | None, dtheta: torch.Tensor):
     """Held-out Fisher 1-sigma ellipse next to the exact one."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(*ellipse(fisher.cpu()).T, label=f"held-out ln|F| = {torch.linalg.slogdet(fisher)[1]:.2f}")
+    ax.plot(*ellipse(fisher.cpu()).T, label=f"held-out ln|F| = {log_det(fisher):.2f}")
     if exact is not None:
-        ax.plot(*ellipse(exact).T, "k--", label=f"exact ln|F| = {torch.linalg.slogdet(exact)[1]:.2f}")
+        ax.plot(*ellipse(exact).T, "k--", label=f"exact ln|F| = {log_det(exact):.2f}")
     ax.set_xlabel(r"$\delta\theta_1$")
     ax.set_ylabel(r"$\delta\theta_2$")
     ax.legend(fontsize=8)
@@ -40,7 +34,7 @@ def fisher_figure(fisher: torch.Tensor, exact: torch.Tensor | None, dtheta: torc
 
 def diagram_figure(diagrams: Sequence, dims: Sequence[int]):
     """Persistence diagrams (first item of the batch), one colour per homology dimension."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
     for diagram, dim in zip(diagrams, dims, strict=True):
         points = diagram.points[0][diagram.mask[0]].detach().cpu()
@@ -55,7 +49,7 @@ def diagram_figure(diagrams: Sequence, dims: Sequence[int]):
 
 def filtration_figure(x: torch.Tensor, filtered: torch.Tensor):
     """The simulation (image or point cloud) and the function that is filtered (first item, first channel)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     sample = x[0].detach().cpu()
     if sample.dim() == 2 and sample.shape[-1] == 2:

@@ -1,4 +1,4 @@
-"""The noisy spiral point-cloud model and its Fisher matrix by numerical integration (reference note, Sec. 4).
+"""The noisy spiral point-cloud model and its Fisher matrix by numerical integration.
 
 n points, each with probability ``lam`` uniform on [-half_width, half_width]^2, otherwise phi ~ U(0, phi_max),
 r = mu phi + w eps (eps ~ N(0, 1)), point (r cos phi, r sin phi). theta = (mu, w).

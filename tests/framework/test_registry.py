@@ -4,6 +4,7 @@ is listed with its install command, and a wheel installed outside the source tre
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,10 +106,15 @@ def test_a_plugin_broken_in_its_own_code_is_refused_with_its_entry_point_named(t
 def test_a_wheel_installed_outside_the_source_tree_lists_and_runs_every_config(tmp_path):
     """``pip wheel`` + ``pip install`` into a fresh folder, run from a folder that is not the checkout: every built-in
     config (nested ones included) comes from inside the installed package and ``framework demo`` fits and tests."""
-    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    wheels, site, work, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "work", tmp_path / "source"
     work.mkdir()
+    tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, text=True, cwd=REPO, check=True)
+    for name in filter(None, tracked.stdout.split("\0")):  # a copy, so the build leaves no build/ in the checkout
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    built = subprocess.run([*pip, "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+    built = subprocess.run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheels.glob("framework-*.whl")

@@ -15,22 +15,22 @@ from framework_plugins.meta_rl.envs.vector import GymVectorTaskEnv
 ENVS = ("bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir")
 
 
-def make_env(name: str, **kwargs: Any) -> TensorTaskEnv:
-    """The batched env of task family ``name`` (one of :data:`ENVS`); ``kwargs`` go to its constructor
+def make_env(env: str, **kwargs: Any) -> TensorTaskEnv:
+    """The batched env of task family ``env`` (one of :data:`ENVS`); ``kwargs`` go to its constructor
     (``horizon``, ``n_arms``, ``n_states``, ``n_actions``, ``reward_std``)."""
-    if name == "bandit":
+    if env == "bandit":
         return TensorBandit(**kwargs)
-    if name == "tabular_mdp":
+    if env == "tabular_mdp":
         return TensorTabularMDP(**kwargs)
-    if name == "point":
+    if env == "point":
         return TensorPointNav(**kwargs)
-    if name in ("cheetah_vel", "cheetah_dir"):
+    if env in ("cheetah_vel", "cheetah_dir"):
         from framework_plugins.meta_rl.envs.cheetah import CheetahTasks, make_half_cheetah_task_env, require_mujoco
 
         require_mujoco()
-        kind = name.split("_")[1]
+        kind = env.split("_")[1]
         return GymVectorTaskEnv(lambda: make_half_cheetah_task_env(kind), CheetahTasks(kind, **kwargs))
-    raise ValueError(f"model.init_args.env={name!r} is unknown; choose one of {ENVS}.")
+    raise ValueError(f"env={env!r} is unknown; choose one of {ENVS}.")
 
 
 def make_gym_env(name: str, **kwargs: Any) -> gym.Env:

@@ -30,11 +30,11 @@ def draw_noise(spec: tuple[str, ...], shape: tuple[int, ...], generator: torch.G
     return torch.stack(cols, dim=-1)
 
 
-class TensorTaskEnv(ABC):
-    """T tasks x N trajectories of one task family, stepped as tensors.
+class TaskDistribution(ABC):
+    """A task family's distribution and shapes, without stepping (a simulator such as MuJoCo steps it).
 
     Attributes: ``obs_dim``; ``discrete`` (categorical actions) with ``n_actions``, else ``action_dim``;
-    ``horizon`` (steps per episode); ``noise_spec`` (see module docstring).
+    ``horizon`` (steps per episode).
     """
 
     obs_dim: int
@@ -42,7 +42,7 @@ class TensorTaskEnv(ABC):
     n_actions: int = 0
     action_dim: int = 0
     horizon: int
-    noise_spec: tuple[str, ...] = ()
+    dtype: torch.dtype = torch.float32
 
     @abstractmethod
     def sample_tasks(self, n: int, generator: torch.Generator | None = None) -> Tasks:
@@ -52,6 +52,12 @@ class TensorTaskEnv(ABC):
         """Task i drawn from ``Generator().manual_seed(seeds[i])``: each task depends on its seed only."""
         drawn = [self.sample_tasks(1, torch.Generator().manual_seed(int(s))) for s in seeds.tolist()]
         return {key: torch.cat([d[key] for d in drawn]) for key in drawn[0]}
+
+
+class TensorTaskEnv(TaskDistribution):
+    """T tasks x N trajectories of one task family, stepped as tensors. ``noise_spec``: see the module docstring."""
+
+    noise_spec: tuple[str, ...] = ()
 
     @abstractmethod
     def reset(self, tasks: Tasks, n_traj: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -70,5 +76,4 @@ class TensorTaskEnv(ABC):
         shape = tuple(action.shape[:2])
         return self.step(action, draw_noise(self.noise_spec, shape, generator, self.dtype, self.device))
 
-    dtype: torch.dtype = torch.float32
     device: torch.device = torch.device("cpu")

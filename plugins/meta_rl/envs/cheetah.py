@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.base import TaskDistribution, Tasks
 
 CTRL_COST = 0.05
 OBS_DIM, ACTION_DIM = 17, 6
@@ -69,8 +69,8 @@ def make_half_cheetah_task_env(kind: Literal["vel", "dir"] = "vel") -> HalfCheet
     return HalfCheetahTaskEnv(gym.make("HalfCheetah-v5"), kind)
 
 
-class CheetahTasks(TensorTaskEnv):
-    """Task sampler and shapes of the cheetah families (stepping goes through :class:`GymVectorTaskEnv`)."""
+class CheetahTasks(TaskDistribution):
+    """Task distribution and shapes of the cheetah families (MuJoCo steps them, through :class:`GymVectorTaskEnv`)."""
 
     discrete = False
     obs_dim, action_dim = OBS_DIM, ACTION_DIM
@@ -81,9 +81,3 @@ class CheetahTasks(TensorTaskEnv):
     def sample_tasks(self, n: int, generator: torch.Generator | None = None) -> Tasks:
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         return {"velocity": 2.0 * u} if self.kind == "vel" else {"direction": torch.where(u < 0.5, -1.0, 1.0)}
-
-    def reset(self, tasks: Tasks, n_traj: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError("CheetahTasks only samples tasks; step through GymVectorTaskEnv.")
-
-    def step(self, action: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError("CheetahTasks only samples tasks; step through GymVectorTaskEnv.")

@@ -10,17 +10,17 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.base import TaskDistribution, Tasks, TensorTaskEnv
 
 
 class GymVectorTaskEnv(TensorTaskEnv):
     """Steps T x N copies of ``env_fn()`` (each must have ``set_task(dict)``) for exactly ``horizon`` steps after
     each reset; an episode that terminates early is reset in the same step (``AutoresetMode.SAME_STEP``) and its
     later steps are masked out by :func:`rollout`, as for the tensor envs. Task sampling and the shape attributes
-    come from ``like`` (a tensor env or task sampler of the same family). Each env's own ``np_random`` (seeded at
+    come from ``like`` (a tensor env or task distribution of the same family). Each env's own ``np_random`` (seeded at
     reset from ``generator``) supplies its step noise, so ``noise`` is ignored."""
 
-    def __init__(self, env_fn: Callable[[], gym.Env], like: TensorTaskEnv) -> None:
+    def __init__(self, env_fn: Callable[[], gym.Env], like: TaskDistribution) -> None:
         self.env_fn, self.like = env_fn, like
         for name in ("obs_dim", "discrete", "n_actions", "action_dim", "horizon", "dtype"):
             setattr(self, name, getattr(like, name))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from framework.data import assert_groups_disjoint
 from framework_plugins.gap_transformer import GRUD, ADNICohort, GapAwareTransformer, LMEReference, STraTS
-from framework_plugins.gap_transformer.datamodule import FIELDS
+from framework_plugins.gap_transformer.datamodule import FIELDS, CohortBatch
 
 SMALL = {"n_participants": 120, "lme_candidates": ("APOE4",), "batch_size": 32}
 
@@ -52,7 +52,7 @@ def test_lme_reference_reproduces_the_lme_prediction(cohort):
     torch.testing.assert_close(LMEReference()(batch), batch[-2])
 
 
-def _train(model: torch.nn.Module, batches: list[list[torch.Tensor]], steps: int, lr: float) -> None:
+def _train(model: torch.nn.Module, batches: list[CohortBatch], steps: int, lr: float) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model.train()
     for step in range(steps):
@@ -65,7 +65,7 @@ def _train(model: torch.nn.Module, batches: list[list[torch.Tensor]], steps: int
 
 def test_transformer_overfits_a_tiny_cohort(cohort):
     torch.manual_seed(0)
-    batch = [t[:24] for t in cohort.splits["train"]]
+    batch = CohortBatch(*(t[:24] for t in cohort.splits["train"]))
     model = GapAwareTransformer(d_model=32, n_layers=1, dropout=0.0)
     start = F.mse_loss(model(batch), batch[-1]).item()
     _train(model, [batch], 150, 3e-3)
@@ -80,7 +80,7 @@ def test_transformer_beats_the_lme_on_the_default_synthetic_cohort():
     data = ADNICohort(n_participants=400, lme_candidates=("APOE4", "FAQ", "YEARS"), batch_size=64)
     data.setup("fit")
     train = data.splits["train"]
-    batches = [[t[i : i + 64] for t in train] for i in range(0, len(train[0]), 64)]
+    batches = [CohortBatch(*(t[i : i + 64] for t in train)) for i in range(0, len(train[0]), 64)]
     model = GapAwareTransformer(d_model=32, n_layers=1, dropout=0.1)
     _train(model, batches, 8 * len(batches), 3e-3)
     model.eval()

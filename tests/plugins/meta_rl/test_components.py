@@ -121,5 +121,5 @@ def test_meta_step_runs_for_every_estimator_and_inner_steps():
         step = meta.meta_step(env, tasks, 4, inner_steps=2, generator=torch.Generator().manual_seed(1))
         grads = torch.autograd.grad(step.surrogate, list(policy.parameters()))
         assert all(torch.isfinite(g).all() for g in grads) and step.pre.shape == step.post.shape == (3,)
-    with pytest.raises(ValueError, match="model.init_args.estimator"):
+    with pytest.raises(ValueError, match="estimator='trpo'"):
         MetaPolicyGradient(policy, estimator="trpo")

@@ -121,7 +121,7 @@ def test_task_distributions():
 def test_bad_env_arguments_name_the_field():
     with pytest.raises(ValueError, match="env_kwargs.n_arms"):
         make_env("bandit", n_arms=1)
-    with pytest.raises(ValueError, match="model.init_args.env"):
+    with pytest.raises(ValueError, match="env='pendulum'"):
         make_env("pendulum")
 
 

@@ -73,7 +73,7 @@ def _one_batch(env, task):
 
 
 def test_hessian_batch_variant_is_biased_for_v_but_close():
-    """The independent-D_h form (I + alpha H(D_h)) g_o, without score term, misses grad V (reference note: small
+    """The independent-D_h form (I + alpha H(D_h)) g_o, without score term, misses grad V (a small
     bias); its expectation is computed with D_h enumerated too (|D_h| = 1)."""
     env, task, policy = bandit_setup(seed=2)
     meta = MetaPolicyGradient(policy, 0.5, 1.0, estimator="sgmrl_hessian_batch")

@@ -11,6 +11,7 @@ from framework_plugins.topofisher.fisher import (
     fisher_from_summaries,
     hartlap,
     imnn_regularizer,
+    log_det,
     moped_weights,
     split_fisher,
 )
@@ -105,3 +106,13 @@ def test_imnn_regularizer_vanishes_at_identity_and_matches_its_formula():
 def test_too_few_simulations_for_the_covariance_is_an_error():
     with pytest.raises(ValueError, match="need n > d \\+ 2"):
         hartlap(5, 4)
+
+
+def test_log_det_refuses_a_matrix_that_is_not_positive_definite():
+    """slogdet's value alone scores an indefinite F as if it were fine (|det| only); log_det gives -inf instead."""
+    spd = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    indefinite = torch.tensor([[1.0, 0.0], [0.0, -3.0]], dtype=torch.float64)
+    assert log_det(spd).item() == pytest.approx(math.log(2.0 * 1.0 - 0.25), rel=1e-12)
+    assert torch.linalg.slogdet(indefinite)[1].item() == pytest.approx(math.log(3.0))  # what training used before
+    assert log_det(indefinite).item() == -math.inf
+    assert log_det(torch.zeros(2, 2, dtype=torch.float64)).item() == -math.inf

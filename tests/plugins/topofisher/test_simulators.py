@@ -129,8 +129,8 @@ def test_grf_fields_equal_the_direct_numpy_formula(n):
 
 @pytest.mark.parametrize("kind", ["lognormal", "gaussian"])
 def test_lensing_maps_follow_the_note_steps_in_numpy(kind):
-    """Steps 2-6 of the reference note, written again in numpy for one seed and theta: grid power, Gaussian power
-    of the lognormal field, seeded Gaussian field, lognormal transform, shape noise."""
+    """The simulator's steps (grid power, Gaussian power of the lognormal field, seeded Gaussian field, lognormal
+    transform, shape noise; see ``lensing.py``), written again in numpy for one seed and theta."""
     sim = LognormalLensing(n=16, side_deg=5.0, kind=kind, shifts=[0.03, 0.01])
     theta = torch.tensor([[0.31, 0.79], [0.3, 0.8]], dtype=torch.float64)
     maps = sim.simulate(theta, [3, 4]).numpy()
