@@ -29,6 +29,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check framework plugins scripts tests examples
+	$(BIN)/ruff format --check framework plugins scripts tests examples
 
 clean:
 	rm -rf $(VENV) runs

@@ -54,8 +54,10 @@ def main() -> None:
             if i >= 2:  # warm-up
                 times[method].append(time.perf_counter() - start)
     dd, gd = statistics.median(times["dd"]), statistics.median(times["gd"])
-    print(f"one full-batch iteration, n={args.n}, d={args.d}, K={args.width}, {args.dtype}, torch {torch.__version__}, "
-          f"{args.threads} thread(s), median of {args.repeats}")  # fmt: skip
+    print(
+        f"one full-batch iteration, n={args.n}, d={args.d}, K={args.width}, {args.dtype}, torch {torch.__version__}, "
+        f"{args.threads} thread(s), median of {args.repeats}"
+    )
     print(f"{'method':<8}{'ms/iter':>10}")
     print(f"{'GD':<8}{1e3 * gd:>10.2f}")
     print(f"{'DD':<8}{1e3 * dd:>10.2f}")

@@ -37,8 +37,12 @@ def measure(n: int, dim: int, chunk: int | None, repeats: int) -> dict[str, floa
         batch_field(x, y, x, "laplace", 1.0, neg_is_x=True, chunk_size=chunk)
         times.append(time.perf_counter() - start)
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
-    return {"seconds": statistics.median(times), "peak_mb": peak_mb, "checksum": v.double().abs().sum().item(),
-            "first": v[:4].tolist()}  # fmt: skip
+    return {
+        "seconds": statistics.median(times),
+        "peak_mb": peak_mb,
+        "checksum": v.double().abs().sum().item(),
+        "first": v[:4].tolist(),
+    }
 
 
 def main() -> None:
@@ -55,21 +59,32 @@ def main() -> None:
         return
     results = {}
     for variant in ("naive", "chunked"):
-        cmd = [sys.executable, __file__, f"--n={args.n}", f"--dim={args.dim}", f"--chunk={args.chunk}",
-               f"--repeats={args.repeats}", f"--variant={variant}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            f"--n={args.n}",
+            f"--dim={args.dim}",
+            f"--chunk={args.chunk}",
+            f"--repeats={args.repeats}",
+            f"--variant={variant}",
+        ]
         results[variant] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     naive, chunked = results["naive"], results["chunked"]
     diff = max(
         abs(a - b) for ra, rb in zip(naive["first"], chunked["first"], strict=True) for a, b in zip(ra, rb, strict=True)
     )
-    print(f"field of {args.n} generated x {args.n} data points, d={args.dim}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"field of {args.n} generated x {args.n} data points, d={args.dim}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'variant':<22}{'seconds':>10}{'peak MB':>10}")
     print(f"{'naive (one block)':<22}{naive['seconds']:>10.3f}{naive['peak_mb']:>10.0f}")
     print(f"{f'chunked ({args.chunk} rows)':<22}{chunked['seconds']:>10.3f}{chunked['peak_mb']:>10.0f}")
     memory_ratio = naive["peak_mb"] / max(chunked["peak_mb"], 1)
-    print(f"time chunked/naive = {chunked['seconds'] / naive['seconds']:.2f}, "
-          f"memory naive/chunked = {memory_ratio:.1f}x, max |diff| = {diff:.2e}")  # fmt: skip
+    print(
+        f"time chunked/naive = {chunked['seconds'] / naive['seconds']:.2f}, "
+        f"memory naive/chunked = {memory_ratio:.1f}x, max |diff| = {diff:.2e}"
+    )
 
 
 if __name__ == "__main__":

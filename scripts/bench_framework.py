@@ -71,13 +71,20 @@ def framework_loop(hidden: int, batch: int, epochs: int, progress_bar: bool) -> 
     """Seconds per step of ``framework fit`` on the quick config with this size."""
     with tempfile.TemporaryDirectory() as run_dir:
         cli = FrameworkCLI(
-            args=["--config", str(config_dir("flow_matching") / "quick.yaml"), f"--run_dir={run_dir}",
-                  f"--model.init_args.hidden={hidden}", f"--data.init_args.batch_size={batch}",
-                  f"--data.init_args.n_train={N_TRAIN}", f"--trainer.max_epochs={epochs}",
-                  "--trainer.limit_val_batches=0", "--trainer.enable_model_summary=false",
-                  f"--trainer.enable_progress_bar={str(progress_bar).lower()}"],
+            args=[
+                "--config",
+                str(config_dir("flow_matching") / "quick.yaml"),
+                f"--run_dir={run_dir}",
+                f"--model.init_args.hidden={hidden}",
+                f"--data.init_args.batch_size={batch}",
+                f"--data.init_args.n_train={N_TRAIN}",
+                f"--trainer.max_epochs={epochs}",
+                "--trainer.limit_val_batches=0",
+                "--trainer.enable_model_summary=false",
+                f"--trainer.enable_progress_bar={str(progress_bar).lower()}",
+            ],
             run=False,
-        )  # fmt: skip
+        )
         timer = StepTimer()
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, cli.datamodule)

@@ -97,8 +97,9 @@ def pypots_ratio(threads: int) -> str:
     from framework_plugins.gap_transformer.grud import grud_deltas
 
     deltas = grud_deltas(t, m)
-    t_ours = timed(lambda: ours(x, m, t - t[:, -1:], torch.ones(b, v, dtype=torch.bool), torch.zeros(b, 4)).sum()
-                   .backward())  # fmt: skip
+    t_ours = timed(
+        lambda: ours(x, m, t - t[:, -1:], torch.ones(b, v, dtype=torch.bool), torch.zeros(b, 4)).sum().backward()
+    )
     t_peer = timed(lambda: peer(x, m, deltas, torch.zeros(f), x)[1].sum().backward())
     return (
         f"ours {t_ours * 1e3:.1f} ms/step, PyPOTS BackboneGRUD {t_peer * 1e3:.1f} ms/step, ratio {t_peer / t_ours:.2f}"
@@ -118,8 +119,15 @@ def main() -> None:
     print(f"| model | anchors/s (train, batch 64, {args.threads} thread) | peak RSS increase (MB) |")
     print("|---|---|---|")
     for name in MODELS:
-        cmd = [sys.executable, __file__, "--child", name, f"--participants={args.participants}",
-               f"--steps={args.steps}", f"--threads={args.threads}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            f"--participants={args.participants}",
+            f"--steps={args.steps}",
+            f"--threads={args.threads}",
+        ]
         result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
         print(f"| {name} | {result['anchors_per_s']:.0f} | {result['peak_rss_increase_mb']:.1f} |")
     print(f"\n(B, H, L, L) tensors allocated per attention layer for the gap bias: {bias_tensors_per_layer()}")

@@ -71,9 +71,18 @@ def large(kind: str, n: int, degree: int, jl_k: int) -> dict:
     total = time.perf_counter() - start
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
     fs, expected = foster_sum(a, r)
-    return {"graph": kind, "n": n, "edges": a.nnz // 2, "components": components(a)[0], "jl_k": jl_k,
-            "resistance_s": t_er, "total_s": total, "peak_mb": peak, "kept_fraction": h.kept_fraction,
-            "foster_rel_err": abs(fs / expected - 1)}  # fmt: skip
+    return {
+        "graph": kind,
+        "n": n,
+        "edges": a.nnz // 2,
+        "components": components(a)[0],
+        "jl_k": jl_k,
+        "resistance_s": t_er,
+        "total_s": total,
+        "peak_mb": peak,
+        "kept_fraction": h.kept_fraction,
+        "foster_rel_err": abs(fs / expected - 1),
+    }
 
 
 def small(n: int, jl_k: int) -> dict:
@@ -95,10 +104,17 @@ def small(n: int, jl_k: int) -> dict:
         approx = approx_resistances(a, k=jl_k, seed=0)
         t_approx = time.perf_counter() - t
     rel = np.abs(approx / exact - 1)
-    return {"n": n, "edges": a.nnz // 2, "exact_s": t_exact, "pinv_s": t_pinv, "approx_s": t_approx,
-            "exact_vs_pinv_max_rel": float(np.max(np.abs(exact / pinv - 1))), "median_rel_err": float(np.median(rel)),
-            "p99_rel_err": float(np.quantile(rel, 0.99)),
-            "foster_rel_err": abs(foster_sum(a, approx)[0] / (n - 1) - 1)}  # fmt: skip
+    return {
+        "n": n,
+        "edges": a.nnz // 2,
+        "exact_s": t_exact,
+        "pinv_s": t_pinv,
+        "approx_s": t_approx,
+        "exact_vs_pinv_max_rel": float(np.max(np.abs(exact / pinv - 1))),
+        "median_rel_err": float(np.median(rel)),
+        "p99_rel_err": float(np.quantile(rel, 0.99)),
+        "foster_rel_err": abs(foster_sum(a, approx)[0] / (n - 1) - 1),
+    }
 
 
 def main() -> None:
@@ -113,22 +129,36 @@ def main() -> None:
         print(json.dumps(large(args.run, args.nodes, args.degree, args.jl_k)))
         return
     for kind in ("clustered", "geometric"):
-        cmd = [sys.executable, __file__, "--run", kind, "--nodes", str(args.nodes), "--degree", str(args.degree),
-               "--jl-k", str(args.jl_k)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--run",
+            kind,
+            "--nodes",
+            str(args.nodes),
+            "--degree",
+            str(args.degree),
+            "--jl-k",
+            str(args.jl_k),
+        ]
         res = json.loads(
             subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         )
-        print(f"{kind:9s} n={res['n']} m={res['edges']} ({res['components']} comp.): JL k={res['jl_k']} resistances "
-              f"{res['resistance_s']:.1f} s, + sampling {res['total_s']:.1f} s total (target < 60 s), peak "
-              f"{res['peak_mb']:.0f} MB, kept {res['kept_fraction']:.2f}, "
-              f"Foster rel. err {res['foster_rel_err']:.4f}")  # fmt: skip
+        print(
+            f"{kind:9s} n={res['n']} m={res['edges']} ({res['components']} comp.): JL k={res['jl_k']} resistances "
+            f"{res['resistance_s']:.1f} s, + sampling {res['total_s']:.1f} s total (target < 60 s), peak "
+            f"{res['peak_mb']:.0f} MB, kept {res['kept_fraction']:.2f}, "
+            f"Foster rel. err {res['foster_rel_err']:.4f}"
+        )
     res = small(args.small, args.jl_k)
-    print(f"n={res['n']} m={res['edges']}: exact (grounded Cholesky) {res['exact_s']:.2f} s, numpy pinv "
-          f"{res['pinv_s']:.2f} s, JL k={args.jl_k} {res['approx_s']:.2f} s -> exact/approx time ratio "
-          f"{res['exact_s'] / res['approx_s']:.1f}x, pinv/approx {res['pinv_s'] / res['approx_s']:.1f}x; JL relative "
-          f"error median {res['median_rel_err']:.3f}, p99 {res['p99_rel_err']:.3f} (theory ~0.93/sqrt(k) = "
-          f"{0.93 / math.sqrt(args.jl_k):.3f}); Foster rel. err {res['foster_rel_err']:.4f}; exact vs pinv max rel "
-          f"{res['exact_vs_pinv_max_rel']:.1e}")  # fmt: skip
+    print(
+        f"n={res['n']} m={res['edges']}: exact (grounded Cholesky) {res['exact_s']:.2f} s, numpy pinv "
+        f"{res['pinv_s']:.2f} s, JL k={args.jl_k} {res['approx_s']:.2f} s -> exact/approx time ratio "
+        f"{res['exact_s'] / res['approx_s']:.1f}x, pinv/approx {res['pinv_s'] / res['approx_s']:.1f}x; JL relative "
+        f"error median {res['median_rel_err']:.3f}, p99 {res['p99_rel_err']:.3f} (theory ~0.93/sqrt(k) = "
+        f"{0.93 / math.sqrt(args.jl_k):.3f}); Foster rel. err {res['foster_rel_err']:.4f}; exact vs pinv max rel "
+        f"{res['exact_vs_pinv_max_rel']:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from framework_plugins.meta_rl.rollout import rollout
 N_TASKS, N_TRAJ, HORIZON, HIDDEN = 20, 20, 100, (100, 100)
 
 
-def meta_iteration(env: TensorTaskEnv, meta: MetaPolicyGradient, optimizer: torch.optim.Optimizer,
-                   tasks: dict, seed: int) -> float:  # fmt: skip
+def meta_iteration(
+    env: TensorTaskEnv, meta: MetaPolicyGradient, optimizer: torch.optim.Optimizer, tasks: dict, seed: int
+) -> float:
     """Seconds for one meta-iteration: D_in, inner step, D_o, surrogate, backward, Adam step."""
     start = time.perf_counter()
     step = meta.meta_step(env, tasks, N_TRAJ, 1, torch.Generator().manual_seed(seed))
@@ -59,13 +60,19 @@ def main() -> None:
     peer = [meta_iteration(gym_env, meta, optimizer, tasks, i) for i in range(args.peer_repeats)]
     peer_rollout = statistics.median(rollout_time(gym_env, policy, tasks) for _ in range(args.peer_repeats))
     t_ours, t_peer = statistics.median(ours), statistics.median(peer)
-    print(f"threads={args.threads} torch={torch.__version__}; {N_TASKS} tasks x {N_TRAJ} traj x {HORIZON} steps, "
-          f"MLP {HIDDEN}")  # fmt: skip
+    print(
+        f"threads={args.threads} torch={torch.__version__}; {N_TASKS} tasks x {N_TRAJ} traj x {HORIZON} steps, "
+        f"MLP {HIDDEN}"
+    )
     print(f"tensor env:     meta-iteration {t_ours:.3f} s (median of {args.repeats}), one rollout {ours_rollout:.3f} s")
-    print(f"SyncVectorEnv:  meta-iteration {t_peer:.3f} s (median of {args.peer_repeats}), "
-          f"one rollout {peer_rollout:.3f} s")  # fmt: skip
-    print(f"ratio (SyncVectorEnv / tensor env): meta-iteration {t_peer / t_ours:.1f}x, "
-          f"rollout {peer_rollout / ours_rollout:.1f}x")  # fmt: skip
+    print(
+        f"SyncVectorEnv:  meta-iteration {t_peer:.3f} s (median of {args.peer_repeats}), "
+        f"one rollout {peer_rollout:.3f} s"
+    )
+    print(
+        f"ratio (SyncVectorEnv / tensor env): meta-iteration {t_peer / t_ours:.1f}x, "
+        f"rollout {peer_rollout / ours_rollout:.1f}x"
+    )
 
 
 if __name__ == "__main__":

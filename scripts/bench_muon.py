@@ -107,8 +107,11 @@ def main() -> None:
             dtype = getattr(torch, ns_dtype)
             ns = orthogonalization_gflops(shapes, device, dtype, args.repeats)
             mm = matmul_gflops(device, dtype, args.repeats)
-            print(f"{label:<16}{ns_dtype:<11}{ours * 1e3:>10.1f}{theirs * 1e3:>10.1f}{theirs / ours:>12.2f}"
-                  f"{ns:>12.0f}{mm:>9.0f}{100 * ns / mm:>6.0f}", flush=True)  # fmt: skip
+            print(
+                f"{label:<16}{ns_dtype:<11}{ours * 1e3:>10.1f}{theirs * 1e3:>10.1f}{theirs / ours:>12.2f}"
+                f"{ns:>12.0f}{mm:>9.0f}{100 * ns / mm:>6.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -85,8 +85,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     image = PersistenceImage(bandwidth=0.2, resolution=(16, 16), birth_range=(-4, 4), persistence_range=(0, 4))
-    print(f"batch {args.batch}, H0 + H1 (open boundary: torch-topological has no periodic option), "
-          f"PI 16x16 + backward, {args.threads} threads, best of {args.repeats}")  # fmt: skip
+    print(
+        f"batch {args.batch}, H0 + H1 (open boundary: torch-topological has no periodic option), "
+        f"PI 16x16 + backward, {args.threads} threads, best of {args.repeats}"
+    )
     for n in args.sizes:
         fields = GRF(n=n, theta_fid=[1.0, 1.0]).simulate(torch.tensor([[1.0, 1.0]] * args.batch), range(args.batch))
         fields = fields.float()
@@ -103,11 +105,13 @@ def main() -> None:
             ratio = f"gudhi backend {t_tt / t_ours:.2f}x, cripser backend {t_tt / t_cripser:.2f}x"
         except ImportError:
             t_tt, ratio = float("nan"), "n/a (pip install -e '.[bench]')"
-        print(f"{n}x{n}: ours {t_ours * 1e3:.0f} ms/batch ({args.threads} threads), {t_ours1 * 1e3:.0f} ms (1 thread), "
-              f"cripser backend {t_cripser * 1e3:.0f} ms ({args.threads} threads); "
-              f"torch-topological {t_tt * 1e3:.0f} ms -> ours faster by {ratio}; plain gudhi "
-              f"{t_gudhi / args.batch * 1e3:.2f} ms/field; our differentiable diagrams (gather + backward, 1 thread) "
-              f"{t_wrap / args.batch * 1e3:.2f} ms/field (wrapper overhead x{t_wrap / t_gudhi:.2f})")  # fmt: skip
+        print(
+            f"{n}x{n}: ours {t_ours * 1e3:.0f} ms/batch ({args.threads} threads), {t_ours1 * 1e3:.0f} ms (1 thread), "
+            f"cripser backend {t_cripser * 1e3:.0f} ms ({args.threads} threads); "
+            f"torch-topological {t_tt * 1e3:.0f} ms -> ours faster by {ratio}; plain gudhi "
+            f"{t_gudhi / args.batch * 1e3:.2f} ms/field; our differentiable diagrams (gather + backward, 1 thread) "
+            f"{t_wrap / args.batch * 1e3:.2f} ms/field (wrapper overhead x{t_wrap / t_gudhi:.2f})"
+        )
 
 
 if __name__ == "__main__":

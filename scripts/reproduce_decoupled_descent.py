@@ -39,24 +39,40 @@ VARIANTS = {
         "--model.init_args.method=dd",
         "--model.init_args.optimizer.init_args.momentum=0.5",
         "--model.init_args.optimizer.init_args.dampening=0.5",
-    ],  # fmt: skip
+    ],
     "GD": ["--model.init_args.method=gd"],
 }
 DAMPED_TASKS = ("gmm", "xor")
 COLORS = {"raw train": "C0", "test (fresh)": "C1", "corrected train": "C2", "state evolution": "C3"}
 EXTRA = {"gmm": ["--data.init_args.n_val=20000"]}  # test error of every iterate to +-0.003 (2000 in the config)
-REFERENCE = {"m": 2.377, "q": 12.50, "test_error": 0.2507, "sim_m": 2.346, "sim_q": 12.39, "sim_test": 0.2529,
-             "sim_corrected": 0.2521}  # fmt: skip
+REFERENCE = {
+    "m": 2.377,
+    "q": 12.50,
+    "test_error": 0.2507,
+    "sim_m": 2.346,
+    "sim_q": 12.39,
+    "sim_test": 0.2529,
+    "sim_corrected": 0.2521,
+}
 
 
 def fit(task: str, variant: str, seed: int, workdir: Path) -> dict:
     """Fit one config; return its history and (Gaussian mixture) exact m, q, test error and SE values at the end."""
     run_dir = workdir / f"{task}_{variant.replace(' ', '_')}_{seed}"
-    cli = framework([
-        "fit", "--config", str(config_dir("decoupled_descent") / f"{task}.yaml"), f"--run_dir={run_dir}",
-        f"--seed_everything={seed}", f"--data.init_args.seed={seed}", "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false", *VARIANTS[variant], *EXTRA.get(task, []),
-    ])  # fmt: skip
+    cli = framework(
+        [
+            "fit",
+            "--config",
+            str(config_dir("decoupled_descent") / f"{task}.yaml"),
+            f"--run_dir={run_dir}",
+            f"--seed_everything={seed}",
+            f"--data.init_args.seed={seed}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            *VARIANTS[variant],
+            *EXTRA.get(task, []),
+        ]
+    )
     model, data = cli.model, cli.datamodule
     out = {"history": {k: dict(v) for k, v in model.history.items()}, "steps": cli.trainer.global_step}
     if task == "gmm":
@@ -66,8 +82,12 @@ def fit(task: str, variant: str, seed: int, workdir: Path) -> dict:
         out.update(m=m, q=q, exact_test=0.5 * math.erfc(m / math.sqrt(2 * data.noise_var * q)))
         if model.se is not None:
             t = out["steps"]
-            out.update(se_m=model.se["m"][t].item(), se_q=model.se["q"][t].item(),
-                       se_test=model.se["test_error"][t].item(), se_loss=model.se["test_loss"][t].item())  # fmt: skip
+            out.update(
+                se_m=model.se["m"][t].item(),
+                se_q=model.se["q"][t].item(),
+                se_test=model.se["test_error"][t].item(),
+                se_loss=model.se["test_loss"][t].item(),
+            )
     return out
 
 
@@ -104,8 +124,13 @@ def figure(task: str, runs: dict[str, dict], out: Path) -> None:
             curves["state evolution"] = h["se_error"]
         for label, curve in curves.items():
             steps = sorted(curve)
-            ax.plot(steps, [curve[s] for s in steps], label=label, color=COLORS[label],
-                    ls="--" if label == "state evolution" else "-")  # fmt: skip
+            ax.plot(
+                steps,
+                [curve[s] for s in steps],
+                label=label,
+                color=COLORS[label],
+                ls="--" if label == "state evolution" else "-",
+            )
         ax.set(title=f"{task}: {variant} (seed 0)", xlabel="step t")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("0-1 error")
@@ -179,13 +204,21 @@ def main() -> None:
                 ("test error", "se_test", "exact_test", f"{REFERENCE['test_error']} / {REFERENCE['sim_test']}"),
             ]
             for name, se_key, sim_key, reference in rows:
-                lines.append(f"| {variant} | {name} | {fmt([r[se_key] for r in runs])} | "
-                             f"{fmt([r[sim_key] for r in runs])} | {reference if ref else '—'} |")  # fmt: skip
+                lines.append(
+                    f"| {variant} | {name} | {fmt([r[se_key] for r in runs])} | "
+                    f"{fmt([r[sim_key] for r in runs])} | {reference if ref else '—'} |"
+                )
             corrected = [r["history"]["corrected_error"][r["steps"] - 1] for r in runs]
-            lines.append(f"| {variant} | corrected train error (t = 39) | — | {fmt(corrected)} | "
-                         f"{'— / ' + str(REFERENCE['sim_corrected']) if ref else '—'} |")  # fmt: skip
-    lines += ["", "Figures (seed 0): " + ", ".join(f"`decoupled_descent_{t}.png`" for t in results) + "; per-seed "
-              "summaries: `decoupled_descent.json`.", ""]  # fmt: skip
+            lines.append(
+                f"| {variant} | corrected train error (t = 39) | — | {fmt(corrected)} | "
+                f"{'— / ' + str(REFERENCE['sim_corrected']) if ref else '—'} |"
+            )
+    lines += [
+        "",
+        "Figures (seed 0): " + ", ".join(f"`decoupled_descent_{t}.png`" for t in results) + "; per-seed "
+        "summaries: `decoupled_descent.json`.",
+        "",
+    ]
     per_seed = {
         task: {v: [summary(r, v) for r in runs] for v, runs in variants.items()} for task, variants in results.items()
     }

@@ -34,9 +34,15 @@ METRICS = ("mmd", "energy", "field_sq", "overlap_ratio")
 
 def train_and_test(config: str, kernel: str, seed: int, workdir: Path, out: Path) -> dict[str, float]:
     run_dir = workdir / f"{config}_{kernel}_{seed}"
-    common = ["--config", str(config_dir("drifting") / f"{config}.yaml"), f"--run_dir={run_dir}",
-              f"--seed_everything={seed}", f"--model.init_args.kernel={kernel}",
-              "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+    common = [
+        "--config",
+        str(config_dir("drifting") / f"{config}.yaml"),
+        f"--run_dir={run_dir}",
+        f"--seed_everything={seed}",
+        f"--model.init_args.kernel={kernel}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
     framework(["fit", *common])
     cli = framework(["test", *common, "--ckpt_path=last"])
     figure = run_dir / "figures" / "samples.png"

@@ -59,8 +59,14 @@ def train_and_test(config: str, seed: int, workdir: Path) -> dict[str, float]:
     """Fit then test one config with one seed through the CLI; return the test metrics."""
     path = config_dir("flow_matching") / f"{config}.yaml"
     run_dir = workdir / f"{config}_seed{seed}"
-    common = ["--config", str(path), f"--run_dir={run_dir}", f"--seed_everything={seed}",
-              "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+    common = [
+        "--config",
+        str(path),
+        f"--run_dir={run_dir}",
+        f"--seed_everything={seed}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
     framework(["fit", *common])
     cli = framework(["test", *common, "--ckpt_path=last"])
     return {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}

@@ -34,16 +34,28 @@ RUNS = {
     "strats": ("strats", [], "STraTS (2 epochs forecasting pretraining)"),
 }
 BEATEN = ("< 13.1% (value not given)", "< 26.4% (value not given)")
-PAPER = {"lme": ("0 (reference)", "0 (reference)"), "gap_transformer": ("13.1%", "26.4%"), "grud": BEATEN,
-         "strats": BEATEN}  # fmt: skip
+PAPER = {
+    "lme": ("0 (reference)", "0 (reference)"),
+    "gap_transformer": ("13.1%", "26.4%"),
+    "grud": BEATEN,
+    "strats": BEATEN,
+}
 
 
 def train_and_test(run: str, seed: int, workdir: Path, extra: list[str]) -> tuple[dict[str, float], object, Path]:
     config, own, _ = RUNS[run]
     run_dir = workdir / f"{run}_{seed}"
-    common = ["--config", str(config_dir("gap_transformer") / f"{config}.yaml"), f"--run_dir={run_dir}",
-              f"--seed_everything={seed}", f"--data.init_args.split_seed={seed}",
-              "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *own, *extra]  # fmt: skip
+    common = [
+        "--config",
+        str(config_dir("gap_transformer") / f"{config}.yaml"),
+        f"--run_dir={run_dir}",
+        f"--seed_everything={seed}",
+        f"--data.init_args.split_seed={seed}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        *own,
+        *extra,
+    ]
     framework(["fit", *common])
     cli = framework(["test", *common, "--ckpt_path=last"])
     metrics = {k.removeprefix("test/"): float(v) for k, v in cli.trainer.callback_metrics.items()}
@@ -81,9 +93,11 @@ def main() -> None:
                 if model == "lme":
                     cohort = cli.datamodule.cohort
                     report = cohort.anchors.report
-                    notes.append(f"| {seed} | {report['participants']} | {report['rows']} | {report['anchors']} | "
-                                 f"{', '.join(f'{len(v)}' for v in cohort.index.values())} | "
-                                 f"{' + '.join(cohort.lme.covariates)} |")  # fmt: skip
+                    notes.append(
+                        f"| {seed} | {report['participants']} | {report['rows']} | {report['anchors']} | "
+                        f"{', '.join(f'{len(v)}' for v in cohort.index.values())} | "
+                        f"{' + '.join(cohort.lme.covariates)} |"
+                    )
                 figure = run_dir / "figures" / "test_predicted_vs_observed.png"
                 if seed == args.seeds[0] and model == "gap_transformer" and figure.is_file():
                     shutil.copy(figure, args.out / "gap_transformer_predicted_vs_observed.png")
@@ -104,8 +118,10 @@ def main() -> None:
         runs = results[model]
         reduction = [(b["mse"] - r["mse"]) / b["mse"] for r, b in zip(runs, lme, strict=True)]
         gain = [(r["pearson"] - b["pearson"]) / abs(b["pearson"]) for r, b in zip(runs, lme, strict=True)]
-        lines.append(f"| {name} | {fmt([r['mse'] for r in runs])} | {fmt([r['mae'] for r in runs])} | "
-                     f"{fmt([r['pearson'] for r in runs])} | {fmt(reduction, True)} | {fmt(gain, True)} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {fmt([r['mse'] for r in runs])} | {fmt([r['mae'] for r in runs])} | "
+            f"{fmt([r['pearson'] for r in runs])} | {fmt(reduction, True)} | {fmt(gain, True)} |"
+        )
     lines += [
         "",
         "Paper (Tong et al., arXiv 2605.16319, abstract only; real ADNI, 858 participants, 2,600 anchors, 7,276 rows): "

@@ -107,8 +107,10 @@ def twin_curve(g: datasets.NodeGraph, h: sp.csr_array, steps: int) -> tuple[list
             opt.step()
         curve.append(float(weight_distance(dense, sparse)))
     with torch.no_grad():
-        acc = [float((m(g.x, ei, ew)[0][test_idx].argmax(1) == g.y[test_idx]).float().mean())
-               for m, ei, ew in ((dense, gi, gw), (sparse, hi, hw))]  # fmt: skip
+        acc = [
+            float((m(g.x, ei, ew)[0][test_idx].argmax(1) == g.y[test_idx]).float().mean())
+            for m, ei, ew in ((dense, gi, gw), (sparse, hi, hw))
+        ]
     return curve, acc[0], acc[1]
 
 
@@ -140,18 +142,25 @@ def study(name: str, g: datasets.NodeGraph, factors: list[float], twin_factors: 
         er = effective_resistance_sparsify(g.adjacency, q=math.ceil(f * n * math.log(n)), seed=1, r=r)
         uni = uniform_sparsify(g.adjacency, er.kept_edges, seed=1)
         ind = effective_resistance_sparsify(g.adjacency, budget=er.kept_edges, seed=1, r=r, scheme="independent")
-        row = {"factor": f, "kept": er.kept_fraction, "eps": spectral_eps(g.adjacency, er.adjacency).eps,
-               "eps_uniform": spectral_eps(g.adjacency, uni.adjacency).eps,
-               "eps_independent": spectral_eps(g.adjacency, ind.adjacency).eps,
-               "filter": filter_gap(g.adjacency, er.adjacency),
-               "filter_uniform": filter_gap(g.adjacency, uni.adjacency)}  # fmt: skip
+        row = {
+            "factor": f,
+            "kept": er.kept_fraction,
+            "eps": spectral_eps(g.adjacency, er.adjacency).eps,
+            "eps_uniform": spectral_eps(g.adjacency, uni.adjacency).eps,
+            "eps_independent": spectral_eps(g.adjacency, ind.adjacency).eps,
+            "filter": filter_gap(g.adjacency, er.adjacency),
+            "filter_uniform": filter_gap(g.adjacency, uni.adjacency),
+        }
         row.update(probe(model, g, er.adjacency, ref))
         row.update({f"{k}_uniform": v for k, v in probe(model, g, uni.adjacency, ref).items()})
         if f in twin_factors:
             row["curve"], row["twin_acc_g"], row["twin_acc_h"] = twin_curve(g, er.adjacency, steps)
         rows.append(row)
-        print(f"{name} f={f:g}: kept {row['kept']:.3f} eps {row['eps']:.3f} (uniform {row['eps_uniform']:.3f}) "
-              f"filter {row['filter']:.3f} rel1 {row['rel_layer1']:.3f} cka {row['cka']:.3f}", flush=True)  # fmt: skip
+        print(
+            f"{name} f={f:g}: kept {row['kept']:.3f} eps {row['eps']:.3f} (uniform {row['eps_uniform']:.3f}) "
+            f"filter {row['filter']:.3f} rel1 {row['rel_layer1']:.3f} cka {row['cka']:.3f}",
+            flush=True,
+        )
     return {"name": name, "n": n, "m": m, "rows": rows, "dense_acc": dense_acc, "seconds": time.perf_counter() - t0}
 
 
@@ -171,8 +180,12 @@ def figures(res: dict) -> list[str]:
     name, rows = res["name"], res["rows"]
     eps = [r["eps"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for key, label in (("filter", "||p(L_H) - p(L)||"), ("rel_layer0", "layer-1 rel. error"),
-                       ("rel_layer1", "output rel. error"), ("gram_rel", "Gram rel. error")):  # fmt: skip
+    for key, label in (
+        ("filter", "||p(L_H) - p(L)||"),
+        ("rel_layer0", "layer-1 rel. error"),
+        ("rel_layer1", "output rel. error"),
+        ("gram_rel", "Gram rel. error"),
+    ):
         axes[0].loglog(eps, [r[key] for r in rows], "o-", label=f"{label} (slope {slope(rows, key):.2f})")
     axes[0].loglog(eps, eps, "k--", label="slope 1")
     axes[0].set(xlabel="measured eps", ylabel="perturbation", title=f"{name}: same weights on G and H")
@@ -261,16 +274,21 @@ def main() -> None:
             pngs += figures(res)
             if name == "sbm":
                 ref_rows = [r for r in res["rows"] if r["factor"] in REFERENCE]
-                lines = ["| q / (n ln n) | eps_hat (ref / here) | output rel. err | Gram rel. | CKA | kNN-J@10 | "
-                         "centroid shift |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+                lines = [
+                    "| q / (n ln n) | eps_hat (ref / here) | output rel. err | Gram rel. | CKA | kNN-J@10 | "
+                    "centroid shift |",
+                    "|---|---|---|---|---|---|---|",
+                ]
                 for r in ref_rows:
                     ref = REFERENCE[r["factor"]]
                     here = (r["eps"], r["rel_layer1"], r["gram_rel"], r["cka"], r["knn_jaccard"], r["centroid_shift"])
                     lines.append(
                         f"| {r['factor']:g} | " + " | ".join(f"{a:.3g} / {b:.3g}" for a, b in zip(ref, here)) + " |"
                     )
-                sections.append("Reference note (SBM n = 2000, 2-layer ChebConv, same weights; its model and "
-                                "features differ) vs here:\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+                sections.append(
+                    "Reference note (SBM n = 2000, 2-layer ChebConv, same weights; its model and "
+                    "features differ) vs here:\n\n" + "\n".join(lines) + "\n"
+                )
     body = "\n".join(sections)
     figs = "\n".join(f"![{p}]({p})" for p in pngs)
     (OUT / "graph_sparsify.md").write_text(HEADER + body + "\n" + figs + "\n")

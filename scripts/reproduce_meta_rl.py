@@ -65,20 +65,51 @@ def settings(full: bool) -> list[Setting]:
         else Setting("point", {"horizon": 100}, (64, 64), 0.1, 3e-3, 0.99, 0.997, "linear", 10, 10, 150, 2, 3, 25, 20)
     )
     return [
-        Setting("bandit", {"n_arms": 5, "horizon": 1}, (32, 32), 0.5, 1e-2, 0.95, 1.0, "none", 20, 20,
-                1000 if full else 300, 5 if full else 3, 5, 50, 200),
-        Setting("tabular_mdp", {"n_states": 10, "n_actions": 5, "horizon": 10}, (32, 32), 0.5, 1e-2, 0.95, 1.0,
-                "linear", 20, 20, 1000 if full else 300, 5 if full else 3, 5, 50, 100),
+        Setting(
+            "bandit",
+            {"n_arms": 5, "horizon": 1},
+            (32, 32),
+            0.5,
+            1e-2,
+            0.95,
+            1.0,
+            "none",
+            20,
+            20,
+            1000 if full else 300,
+            5 if full else 3,
+            5,
+            50,
+            200,
+        ),
+        Setting(
+            "tabular_mdp",
+            {"n_states": 10, "n_actions": 5, "horizon": 10},
+            (32, 32),
+            0.5,
+            1e-2,
+            0.95,
+            1.0,
+            "linear",
+            20,
+            20,
+            1000 if full else 300,
+            5 if full else 3,
+            5,
+            50,
+            100,
+        ),
         point,
         *([cheetah(full)] if importlib.util.find_spec("mujoco") else []),
-    ]  # fmt: skip
+    ]
 
 
 def cheetah(full: bool) -> Setting:
     """HalfCheetahVel (MuJoCo, optional extra): rollouts step Python envs, so the default size is small."""
     if full:  # MAML's HalfCheetahVel: 40 tasks x 20 trajectories, horizon 200, MLP 100x100
-        return Setting("cheetah_vel", {"horizon": 200}, (100, 100), 0.1, 1e-3, 0.99, 0.97, "linear", 40, 20, 500, 3,
-                       3, 50, 20)  # fmt: skip
+        return Setting(
+            "cheetah_vel", {"horizon": 200}, (100, 100), 0.1, 1e-3, 0.99, 0.97, "linear", 40, 20, 500, 3, 3, 50, 20
+        )
     return Setting("cheetah_vel", {"horizon": 100}, (64, 64), 0.1, 3e-3, 0.99, 0.97, "linear", 10, 5, 30, 2, 2, 10, 10)
 
 
@@ -87,17 +118,27 @@ def exactness_table() -> list[str]:
     rows = ["| check (exact enumeration, float64) | max abs error | scale (max abs of exact) |", "|---|---|---|"]
     cases = [
         ("bandit K=3, alpha=0.5, |D_in|=2", make_env("bandit", n_arms=3, horizon=1, dtype=torch.float64), 2, 1),
-        ("MDP S=2 A=2 H=3, alpha=0.5, |D_in|=1",
-         make_env("tabular_mdp", n_states=2, n_actions=2, horizon=3, reward_std=0.0, dtype=torch.float64), 1, 2),
-        ("MDP S=2 A=2 H=2, alpha=0.5, |D_in|=2",
-         make_env("tabular_mdp", n_states=2, n_actions=2, horizon=2, reward_std=0.0, dtype=torch.float64), 2, 3),
-    ]  # fmt: skip
+        (
+            "MDP S=2 A=2 H=3, alpha=0.5, |D_in|=1",
+            make_env("tabular_mdp", n_states=2, n_actions=2, horizon=3, reward_std=0.0, dtype=torch.float64),
+            1,
+            2,
+        ),
+        (
+            "MDP S=2 A=2 H=2, alpha=0.5, |D_in|=2",
+            make_env("tabular_mdp", n_states=2, n_actions=2, horizon=2, reward_std=0.0, dtype=torch.float64),
+            2,
+            3,
+        ),
+    ]
     for name, env, n_inner, seed in cases:
         torch.manual_seed(seed)
         task = env.sample_tasks(1, torch.Generator().manual_seed(seed))
         policy = MLPPolicy(env.obs_dim, env.n_actions, True, (4,)).double()
-        metas = {e: MetaPolicyGradient(policy, 0.5, 1.0, estimator=e, score_baseline="none")
-                 for e in ("sgmrl", "maml", "fomaml")}  # fmt: skip
+        metas = {
+            e: MetaPolicyGradient(policy, 0.5, 1.0, estimator=e, score_baseline="none")
+            for e in ("sgmrl", "maml", "fomaml")
+        }
         exact = torch.autograd.grad(exact_meta_objective(metas["sgmrl"], env, task, n_inner), list(policy.parameters()))
         scale = max(g.abs().max().item() for g in exact)
         for est, meta in metas.items():
@@ -131,8 +172,15 @@ def train(setting: Setting, variant: str, seed: int) -> tuple[list[int], np.ndar
     n_out = env.n_actions if env.discrete else env.action_dim
     policy = MLPPolicy(env.obs_dim, n_out, env.discrete, setting.hidden)
     estimator, score_baseline = VARIANTS[variant]
-    meta = MetaPolicyGradient(policy, setting.inner_lr, setting.gamma, setting.gae_lambda, setting.baseline,
-                              estimator=estimator, score_baseline=score_baseline)  # fmt: skip
+    meta = MetaPolicyGradient(
+        policy,
+        setting.inner_lr,
+        setting.gamma,
+        setting.gae_lambda,
+        setting.baseline,
+        estimator=estimator,
+        score_baseline=score_baseline,
+    )
     optimizer = torch.optim.Adam(policy.parameters(), lr=setting.outer_lr)
     held_out = env.sample_tasks(setting.n_eval_tasks, torch.Generator().manual_seed(10_000))
     task_gen, noise_gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
@@ -180,14 +228,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    lines = ["# Meta-RL (SG-MRL vs MAML): measured results", "",
-             f"Command: `python scripts/reproduce_meta_rl.py{' --full' if args.full else ''}` "
-             f"(torch {torch.__version__}, {args.threads} thread(s), shared 2-core CPU).", "",
-             "## Exactness of the estimators (exact enumeration of all inner and outer batches)", "",
-             *exactness_table(), ""]  # fmt: skip
+    lines = [
+        "# Meta-RL (SG-MRL vs MAML): measured results",
+        "",
+        f"Command: `python scripts/reproduce_meta_rl.py{' --full' if args.full else ''}` "
+        f"(torch {torch.__version__}, {args.threads} thread(s), shared 2-core CPU).",
+        "",
+        "## Exactness of the estimators (exact enumeration of all inner and outer batches)",
+        "",
+        *exactness_table(),
+        "",
+    ]
     print("\n".join(lines), flush=True)
-    table = ["| env | estimator | seeds | its | s/it | pre (init) | post 1 step (init) | pre (end) | post 1 step (end) "
-             "| post K steps (end) | K |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    table = [
+        "| env | estimator | seeds | its | s/it | pre (init) | post 1 step (init) | pre (end) | post 1 step (end) "
+        "| post K steps (end) | K |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for setting in settings(args.full):
         if args.only and setting.env not in args.only:
             continue
@@ -200,20 +257,28 @@ def main() -> None:
             def cell(x: np.ndarray) -> str:
                 return f"{x.mean():.3f} ± {x.std():.3f}" if abs(x.mean()) < 10 else f"{x.mean():.1f} ± {x.std():.1f}"
 
-            row = (f"| {setting.env} | {est} | {setting.seeds} | {setting.iterations} | {sec:.3f} | "
-                   f"{cell(curves[:, 0, 0])} | {cell(curves[:, 0, 1])} | {cell(curves[:, -1, 0])} | "
-                   f"{cell(curves[:, -1, 1])} | {cell(curves[:, -1, -1])} | {setting.test_steps} |")  # fmt: skip
+            row = (
+                f"| {setting.env} | {est} | {setting.seeds} | {setting.iterations} | {sec:.3f} | "
+                f"{cell(curves[:, 0, 0])} | {cell(curves[:, 0, 1])} | {cell(curves[:, -1, 0])} | "
+                f"{cell(curves[:, -1, 1])} | {cell(curves[:, -1, -1])} | {setting.test_steps} |"
+            )
             table.append(row)
             print(row, flush=True)
         figure(setting, results, OUT / f"meta_rl_{setting.env}.png")
-    lines += ["## SG-MRL vs MAML meta-training (held-out tasks, mean ± sd over seeds)", "",
-              "Returns are undiscounted episode sums averaged over trajectories and held-out tasks; 'pre' = before "
-              "adaptation, 'post k steps' = after k inner policy-gradient steps with fresh batches. The paper's "
-              "numbers are not beside ours: its PDF was not available (see plugins/meta_rl/README.md); its claim "
-              "is qualitative here (SG-MRL, unbiased, vs MAML).", "",
-              *table, "", *[f"![{s.env}](meta_rl_{s.env}.png)" for s in settings(args.full)
-                            if not args.only or s.env in args.only], "",
-              f"Total wall time: {time.perf_counter() - start:.0f} s."]  # fmt: skip
+    lines += [
+        "## SG-MRL vs MAML meta-training (held-out tasks, mean ± sd over seeds)",
+        "",
+        "Returns are undiscounted episode sums averaged over trajectories and held-out tasks; 'pre' = before "
+        "adaptation, 'post k steps' = after k inner policy-gradient steps with fresh batches. The paper's "
+        "numbers are not beside ours: its PDF was not available (see plugins/meta_rl/README.md); its claim "
+        "is qualitative here (SG-MRL, unbiased, vs MAML).",
+        "",
+        *table,
+        "",
+        *[f"![{s.env}](meta_rl_{s.env}.png)" for s in settings(args.full) if not args.only or s.env in args.only],
+        "",
+        f"Total wall time: {time.perf_counter() - start:.0f} s.",
+    ]
     out = OUT / (f"meta_rl_{'_'.join(args.only)}.md" if args.only else "meta_rl.md")  # a subset never overwrites
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -36,8 +36,15 @@ def val_curve(metrics_csv: Path) -> list[tuple[int, float]]:
 def run(config: str, seed: int, workdir: Path) -> dict:
     path = config_dir("moe_transformer") / f"{config}.yaml"
     run_dir = workdir / f"{config}_seed{seed}"
-    common = ["--config", str(path), f"--run_dir={run_dir}", f"--seed_everything={seed}", "--trainer.logger=CSVLogger",
-              "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+    common = [
+        "--config",
+        str(path),
+        f"--run_dir={run_dir}",
+        f"--seed_everything={seed}",
+        "--trainer.logger=CSVLogger",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
     start = time.perf_counter()
     fit = framework(["fit", *common])
     seconds = time.perf_counter() - start

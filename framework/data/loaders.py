@@ -81,9 +81,12 @@ class MemoizedDataset(Dataset):
     """
 
     def __init__(
-        self, x: torch.Tensor, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None,
+        self,
+        x: torch.Tensor,
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+        ragged_dim: int | None = None,
         pad_value: float = math.nan,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.x, self.fn, self.ragged_dim, self.pad_value = x, fn, ragged_dim, pad_value
         self.cache: dict[int, tuple[torch.Tensor, ...]] = {}
 

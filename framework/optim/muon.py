@@ -151,11 +151,22 @@ class Muon(torch.optim.Optimizer):
         self.distributed = distributed
         groups = self._route(params, lr, weight_decay, adamw_lr, adamw_weight_decay)
         defaults = {
-            "lr": lr, "momentum": momentum, "nesterov": nesterov, "momentum_style": momentum_style,
-            "weight_decay": weight_decay, "orthogonalizer": orthogonalizer, "ns_steps": ns_steps,
-            "ns_coefficients": tuple(ns_coefficients), "ns_eps": ns_eps, "ns_dtype": ns_dtype, "reg_eps": reg_eps,
-            "lr_scale": lr_scale, "betas": tuple(adamw_betas), "eps": adamw_eps, "use_muon": False,
-        }  # fmt: skip
+            "lr": lr,
+            "momentum": momentum,
+            "nesterov": nesterov,
+            "momentum_style": momentum_style,
+            "weight_decay": weight_decay,
+            "orthogonalizer": orthogonalizer,
+            "ns_steps": ns_steps,
+            "ns_coefficients": tuple(ns_coefficients),
+            "ns_eps": ns_eps,
+            "ns_dtype": ns_dtype,
+            "reg_eps": reg_eps,
+            "lr_scale": lr_scale,
+            "betas": tuple(adamw_betas),
+            "eps": adamw_eps,
+            "use_muon": False,
+        }
         super().__init__(groups, defaults)
         self.views: dict[torch.nn.Parameter, MatrixView] = {}
         for group in self.param_groups:
@@ -219,8 +230,10 @@ class Muon(torch.optim.Optimizer):
     @staticmethod
     def _check(name: str, p: torch.Tensor) -> None:
         if torch.is_complex(p):
-            raise ValueError(f"Muon: parameter {name!r} is complex ({p.dtype}); Muon and this AdamW are real-only. "
-                             "Optimize it with torch.optim.AdamW in a separate module or view it as real.")  # fmt: skip
+            raise ValueError(
+                f"Muon: parameter {name!r} is complex ({p.dtype}); Muon and this AdamW are real-only. "
+                "Optimize it with torch.optim.AdamW in a separate module or view it as real."
+            )
 
     def _view(self, name: str, p: torch.Tensor) -> MatrixView:
         if not p.is_contiguous():
@@ -272,8 +285,10 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             for name, p in zip(group["param_names"], group["params"], strict=True):
                 if p.grad is not None and p.grad.is_sparse:
-                    raise ValueError(f"Muon: parameter {name!r} has a sparse gradient; use dense gradients "
-                                     "(e.g. nn.Embedding(sparse=False)).")  # fmt: skip
+                    raise ValueError(
+                        f"Muon: parameter {name!r} has a sparse gradient; use dense gradients "
+                        "(e.g. nn.Embedding(sparse=False))."
+                    )
             if group["use_muon"]:
                 self._muon_group(group)
             else:

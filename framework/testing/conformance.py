@@ -118,10 +118,21 @@ def check_ddp(config: Path, workdir: Path) -> None:
     """``fit`` with ``strategy=ddp`` on 2 CPU processes (gloo) succeeds and leaves identical parameters on both."""
     run_dir = workdir / "ddp"
     cmd = [
-        sys.executable, "-m", "framework", "fit", "--config", str(config), *TINY,
-        "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_epochs=1",
-        "--trainer.max_steps=-1", f"--run_dir={run_dir}", "--trainer.callbacks+=framework.testing.digest.ParameterDump",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "framework",
+        "fit",
+        "--config",
+        str(config),
+        *TINY,
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_epochs=1",
+        "--trainer.max_steps=-1",
+        f"--run_dir={run_dir}",
+        "--trainer.callbacks+=framework.testing.digest.ParameterDump",
+    ]
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"DDP fit failed ({proc.returncode}):\n{proc.stderr[-3000:]}"

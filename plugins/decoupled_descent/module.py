@@ -102,17 +102,29 @@ class DecoupledDescentClassifier(FrameworkModule):
             return
         sgd = sgd_coefficients(self.optimizers())
         self.se = state_evolution(
-            int(min(steps, MAX_SE_STEPS)), data.snr, self.memory.noise_var, data.n_train / hp.n_features,
-            particles=self.se_particles, seed=SE_SEED, **sgd,
-        )  # fmt: skip
+            int(min(steps, MAX_SE_STEPS)),
+            data.snr,
+            self.memory.noise_var,
+            data.n_train / hp.n_features,
+            particles=self.se_particles,
+            seed=SE_SEED,
+            **sgd,
+        )
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, index = batch
         t = self.global_step
         stats = full_batch_step(
-            self.net, self.optimizers(), x, y, index, self.memory, self.manual_backward, self.gather_rows,
+            self.net,
+            self.optimizers(),
+            x,
+            y,
+            index,
+            self.memory,
+            self.manual_backward,
+            self.gather_rows,
             self.trainer.world_size,
-        )  # fmt: skip
+        )
         self.step_lr_schedulers()
         for key, value in stats.items():
             self.log(f"train/{key}", value, prog_bar=key == "corrected_error")

@@ -24,10 +24,18 @@ class DriftingData(TensorSplitsDataModule):
     """
 
     def __init__(
-        self, target: str = "gmm", dim: int = 2, n_train: int = 16384, n_val: int = 1000, n_test: int = 1000,
-        batch_size: int = 1024, seed: int = 0, n_components: int = 8, spread: float = 4.0,
+        self,
+        target: str = "gmm",
+        dim: int = 2,
+        n_train: int = 16384,
+        n_val: int = 1000,
+        n_test: int = 1000,
+        batch_size: int = 1024,
+        seed: int = 0,
+        n_components: int = 8,
+        spread: float = 4.0,
         component_std: float = 0.5,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(batch_size, seed)
         if target not in TARGETS:
             raise ValueError(f"data.init_args.target={target!r} is unknown; choose one of {TARGETS}.")

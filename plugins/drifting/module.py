@@ -81,8 +81,11 @@ class DriftingGenerator(FrameworkModule):
         return loss
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self.generator(torch.randn(len(batch[0]), self.noise_dim, generator=torch.Generator().manual_seed(
-            EVAL_SEED + batch_idx)).to(self.device))  # fmt: skip
+        return self.generator(
+            torch.randn(
+                len(batch[0]), self.noise_dim, generator=torch.Generator().manual_seed(EVAL_SEED + batch_idx)
+            ).to(self.device)
+        )
 
     def on_validation_epoch_start(self) -> None:
         self._held_out = []

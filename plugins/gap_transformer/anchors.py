@@ -58,8 +58,9 @@ class Anchors:
         return table
 
 
-def label_visit(times: np.ndarray, cdrsb: np.ndarray, anchor: int, window: tuple[float, float] = (18.0, 30.0),
-                horizon: float = 24.0) -> int | None:  # fmt: skip
+def label_visit(
+    times: np.ndarray, cdrsb: np.ndarray, anchor: int, window: tuple[float, float] = (18.0, 30.0), horizon: float = 24.0
+) -> int | None:
     """Index of v* for the visit ``anchor`` (see module docstring), or None when no visit qualifies.
 
     times: (n_visits,) sorted years; cdrsb: (n_visits,) with NaN where unobserved."""
@@ -72,15 +73,17 @@ def label_visit(times: np.ndarray, cdrsb: np.ndarray, anchor: int, window: tuple
     return int(candidates[np.argmin(np.abs(months[candidates] - horizon))])  # argmin: first (earlier) on ties
 
 
-def build_anchors(clean: pd.DataFrame, max_visits: int = 10, window: tuple[float, float] = (18.0, 30.0),
-                  horizon: float = 24.0) -> Anchors:  # fmt: skip
+def build_anchors(
+    clean: pd.DataFrame, max_visits: int = 10, window: tuple[float, float] = (18.0, 30.0), horizon: float = 24.0
+) -> Anchors:
     """Anchors, labels and histories of a clean cohort frame (see :mod:`framework_plugins.gap_transformer.schema`)."""
     if max_visits < 1:
         raise ValueError(f"max_visits={max_visits} must be >= 1 (history visits kept per anchor).")
     n_feat = len(FEATURES)
     target_col = FEATURES.index(TARGET)
-    out: dict[str, list] = {k: [] for k in ("rid", "years", "label_years", "y", "values", "times", "valid",
-                                            "static", "last")}  # fmt: skip
+    out: dict[str, list] = {
+        k: [] for k in ("rid", "years", "label_years", "y", "values", "times", "valid", "static", "last")
+    }
     no_mci, no_label = [], []
     all_rid = clean["RID"].to_numpy()
     all_times = clean["YEARS"].to_numpy(float)
@@ -130,11 +133,19 @@ def build_anchors(clean: pd.DataFrame, max_visits: int = 10, window: tuple[float
         "no_visit_in_window": no_label,
     }
     if not out["y"]:
-        raise ValueError(f"the cohort has no usable anchor (MCI visit with a CDR-SB {window[0]:g}-{window[1]:g} "
-                         f"months later): {report['participants']} participants, none qualifies.")  # fmt: skip
+        raise ValueError(
+            f"the cohort has no usable anchor (MCI visit with a CDR-SB {window[0]:g}-{window[1]:g} "
+            f"months later): {report['participants']} participants, none qualifies."
+        )
     return Anchors(
-        rid=np.array(out["rid"]), years=np.array(out["years"]), label_years=np.array(out["label_years"]),
-        y=np.array(out["y"]), values=np.stack(out["values"]), times=np.stack(out["times"]),
-        visit_valid=np.stack(out["valid"]), static=np.stack(out["static"]), last_observed=np.stack(out["last"]),
+        rid=np.array(out["rid"]),
+        years=np.array(out["years"]),
+        label_years=np.array(out["label_years"]),
+        y=np.array(out["y"]),
+        values=np.stack(out["values"]),
+        times=np.stack(out["times"]),
+        visit_valid=np.stack(out["valid"]),
+        static=np.stack(out["static"]),
+        last_observed=np.stack(out["last"]),
         report=report,
-    )  # fmt: skip
+    )

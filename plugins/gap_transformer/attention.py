@@ -18,8 +18,9 @@ def time_distances(times: torch.Tensor) -> torch.Tensor:
     return (times[:, :, None] - times[:, None, :]).abs().unsqueeze(1)
 
 
-def attention_bias(distances: torch.Tensor | None, slopes: torch.Tensor | None, key_valid: torch.Tensor,
-                   dtype: torch.dtype) -> torch.Tensor:  # fmt: skip
+def attention_bias(
+    distances: torch.Tensor | None, slopes: torch.Tensor | None, key_valid: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """The additive mask -slope_h |t_i - t_j| with padded keys set to finfo.min.
 
     Args:
@@ -43,8 +44,9 @@ class GapAwareSelfAttention(nn.Module):
     initialised geometrically between ``slope_range`` (per year). No dropout on the attention weights (it costs a
     (B, H, L, L) Bernoulli draw per layer on CPU); blocks apply dropout to their residual branches."""
 
-    def __init__(self, d_model: int, n_heads: int, gap_penalty: bool = True,
-                 slope_range: tuple[float, float] = (0.1, 1.0)) -> None:  # fmt: skip
+    def __init__(
+        self, d_model: int, n_heads: int, gap_penalty: bool = True, slope_range: tuple[float, float] = (0.1, 1.0)
+    ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}.")
@@ -78,8 +80,9 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = GapAwareSelfAttention(d_model, n_heads, gap_penalty)
         self.norm2 = nn.LayerNorm(d_model)
-        self.ffn = nn.Sequential(nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(ff_mult * d_model, d_model))  # fmt: skip
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, ff_mult * d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * d_model, d_model)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, distances: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:

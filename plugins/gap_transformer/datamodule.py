@@ -126,13 +126,21 @@ class ADNICohort(TensorSplitsDataModule):
     batch_type = CohortBatch
 
     def __init__(
-        self, source: Literal["synthetic", "csv"] = "synthetic", path: str | None = None, n_participants: int = 858,
-        cohort_seed: int = 0, split_seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2,
+        self,
+        source: Literal["synthetic", "csv"] = "synthetic",
+        path: str | None = None,
+        n_participants: int = 858,
+        cohort_seed: int = 0,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
         max_visits: int = 10,
         lme_candidates: tuple[str, ...] = ("MMSE", "ADAS13", "FAQ", "AGE", "APOE4", "Hippocampus", "YEARS"),
-        lme_forced: tuple[str, ...] = ("CDRSB",), lme_prediction: Literal["population", "blup"] = "population",
-        batch_size: int = 64, seed: int = 0,
-    ) -> None:  # fmt: skip
+        lme_forced: tuple[str, ...] = ("CDRSB",),
+        lme_prediction: Literal["population", "blup"] = "population",
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
         super().__init__(batch_size, seed)
         if source not in ("synthetic", "csv"):
             raise ValueError(f"data.init_args.source={source!r} is unknown; use 'synthetic' or 'csv'.")

@@ -38,8 +38,9 @@ class GRUDCell(nn.Module):
         gamma_x = torch.exp(-torch.relu(self.decay_x_weight * delta + self.decay_x_bias))
         return gamma_x, torch.exp(-torch.relu(self.decay_h(delta)))
 
-    def forward(self, x: torch.Tensor, m: torch.Tensor, delta: torch.Tensor, x_last: torch.Tensor,
-                h: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, x: torch.Tensor, m: torch.Tensor, delta: torch.Tensor, x_last: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
         """x, m, delta, x_last: (B, F); h: (B, H) -> (B, H)."""
         gamma_x, gamma_h = self.decays(delta)
         x_hat = m * x + (1 - m) * gamma_x * x_last
@@ -57,8 +58,14 @@ class GRUDNet(nn.Module):
         self.static = StaticEncoder(n_static, hidden)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
-    def forward(self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, visit_valid: torch.Tensor,
-                static: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        times: torch.Tensor,
+        visit_valid: torch.Tensor,
+        static: torch.Tensor,
+    ) -> torch.Tensor:
         deltas = grud_deltas(times, mask)
         h = values.new_zeros(len(values), self.hidden)
         x_last = torch.zeros_like(values[:, 0])

@@ -109,6 +109,11 @@ def select_lme(
         path.append((tuple(chosen), best))
     idx = [column[c] for c in chosen]
     return LMEFit(
-        covariates=tuple(chosen), beta=np.asarray(result.fe_params, float), center=center[idx], scale=scale[idx],
-        sigma2_b=float(np.asarray(result.cov_re)[0, 0]), sigma2=float(result.scale), bic_path=path,
-    )  # fmt: skip
+        covariates=tuple(chosen),
+        beta=np.asarray(result.fe_params, float),
+        center=center[idx],
+        scale=scale[idx],
+        sigma2_b=float(np.asarray(result.cov_re)[0, 0]),
+        sigma2=float(result.scale),
+        bic_path=path,
+    )

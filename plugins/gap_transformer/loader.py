@@ -23,8 +23,7 @@ def load_adni_csv(path: str | Path) -> pd.DataFrame:
     """
     path = require_file(path, "ADNIMERGE.csv (or TADPOLE_D1_D2.csv)", HOW_TO_GET)
     try:
-        raw = pd.read_csv(path, usecols=lambda c: c in {*REQUIRED, "Years_bl", "EXAMDATE"}, dtype=str,
-                          low_memory=False)  # fmt: skip
+        raw = pd.read_csv(path, usecols=lambda c: c in {*REQUIRED, "Years_bl", "EXAMDATE"}, dtype=str, low_memory=False)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path} is empty; expected an ADNIMERGE-style CSV with columns {list(REQUIRED)}.") from err
     return clean_cohort(raw, source=str(path))

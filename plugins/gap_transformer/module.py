@@ -24,8 +24,9 @@ N_VARIABLES, N_STATIC = len(FEATURES), len(STATIC)
 
 
 def _metrics(prefix: str) -> MetricCollection:
-    return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "pearson": PearsonCorrCoef()},
-                            prefix=prefix)  # fmt: skip
+    return MetricCollection(
+        {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "pearson": PearsonCorrCoef()}, prefix=prefix
+    )
 
 
 class CDRSBForecaster(FrameworkModule):
@@ -102,8 +103,9 @@ class LMEReference(CDRSBForecaster):
     parameters). A trainable offset would not stay at 0: the GLS fixed effects of a random-intercept model do not
     make the mean row residual 0."""
 
-    def __init__(self, optimizer: OptimizerCallable = default_optimizer,
-                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, optimizer: OptimizerCallable = default_optimizer, lr_scheduler: LRSchedulerCallable | None = None
+    ) -> None:
         super().__init__(True, optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.unused = nn.Parameter(torch.zeros(()))
@@ -120,9 +122,16 @@ class GapAwareTransformer(CDRSBForecaster):
         residual: learn y - y_ref (True, the paper's design) or y itself.
     """
 
-    def __init__(self, d_model: int = 32, n_heads: int = 4, n_layers: int = 2, dropout: float = 0.1,
-                 residual: bool = True, optimizer: OptimizerCallable = default_optimizer,
-                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+        residual: bool = True,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
         super().__init__(residual, optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = GapAwareTransformerNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout)
@@ -131,9 +140,14 @@ class GapAwareTransformer(CDRSBForecaster):
 class GRUD(CDRSBForecaster):
     """GRU-D baseline with a regression head (see ``GRUDNet``); by default predicts y directly (``residual``)."""
 
-    def __init__(self, hidden: int = 64, dropout: float = 0.2, residual: bool = False,
-                 optimizer: OptimizerCallable = default_optimizer,
-                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        hidden: int = 64,
+        dropout: float = 0.2,
+        residual: bool = False,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
         super().__init__(residual, optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = GRUDNet(N_VARIABLES, N_STATIC, hidden, dropout)
@@ -144,9 +158,17 @@ class STraTS(CDRSBForecaster):
     epochs minimise only the self-supervised forecasting loss sum w (f - x)^2 / sum w (pretraining), later epochs
     the regression MSE (fine-tuning); the phase depends only on the epoch, so resume is exact."""
 
-    def __init__(self, d_model: int = 32, n_heads: int = 4, n_layers: int = 2, dropout: float = 0.2,
-                 pretrain_epochs: int = 0, residual: bool = False, optimizer: OptimizerCallable = default_optimizer,
-                 lr_scheduler: LRSchedulerCallable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dropout: float = 0.2,
+        pretrain_epochs: int = 0,
+        residual: bool = False,
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
         super().__init__(residual, optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.pretrain_epochs = pretrain_epochs

@@ -19,19 +19,33 @@ class GapAwareTransformerNet(nn.Module):
     """Residual gap-aware transformer: triplet tokens + a learned [CLS] token at the anchor time (t = 0, always a
     valid key), ``n_layers`` pre-norm blocks with the time-gap penalty, then head([LN(h_CLS) ; e_static])."""
 
-    def __init__(self, n_variables: int, n_static: int, d_model: int = 64, n_heads: int = 4, n_layers: int = 2,
-                 dropout: float = 0.1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        n_variables: int,
+        n_static: int,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.embed = TripletEmbedding(n_variables, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, dropout, gap_penalty=True)
-                                    for _ in range(n_layers))  # fmt: skip
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, n_heads, dropout, gap_penalty=True) for _ in range(n_layers)
+        )
         self.norm = nn.LayerNorm(d_model)
         self.static = StaticEncoder(n_static, d_model)
         self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Linear(d_model, 1))
 
-    def forward(self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, visit_valid: torch.Tensor,
-                static: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        times: torch.Tensor,
+        visit_valid: torch.Tensor,
+        static: torch.Tensor,
+    ) -> torch.Tensor:
         value, variable, time, valid = grid_to_triplets(values, mask, times)
         x = torch.cat([self.cls.expand(len(value), -1, -1), self.embed(value, variable, time)], dim=1)
         time = torch.cat([time.new_zeros(len(time), 1), time], dim=1)
@@ -60,19 +74,28 @@ class STraTSNet(nn.Module):
     encoder; ``head`` reads [e_T ; e_demo] (2d) -> 1 and ``forecast_head`` (2d -> F) serves the self-supervised
     forecasting pretext (:meth:`forecast`)."""
 
-    def __init__(self, n_variables: int, n_static: int, d_model: int = 64, n_heads: int = 4, n_layers: int = 2,
-                 dropout: float = 0.2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        n_variables: int,
+        n_static: int,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.embed = TripletEmbedding(n_variables, d_model)
-        self.blocks = nn.ModuleList(TransformerBlock(d_model, n_heads, dropout, gap_penalty=False)
-                                    for _ in range(n_layers))  # fmt: skip
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, n_heads, dropout, gap_penalty=False) for _ in range(n_layers)
+        )
         self.fusion = FusionAttention(d_model)
         self.static = StaticEncoder(n_static, d_model)
         self.head = nn.Linear(2 * d_model, 1)
         self.forecast_head = nn.Linear(2 * d_model, n_variables)
 
-    def embedding(self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor,
-                  static: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def embedding(
+        self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, static: torch.Tensor
+    ) -> torch.Tensor:
         """[e_T ; e_demo]: (B, 2d)."""
         value, variable, time, valid = grid_to_triplets(values, mask, times)
         x = self.embed(value, variable, time)
@@ -80,12 +103,19 @@ class STraTSNet(nn.Module):
             x = block(x, None, valid)
         return torch.cat([self.fusion(x, valid), self.static(static)], dim=-1)
 
-    def forward(self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, visit_valid: torch.Tensor,
-                static: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        times: torch.Tensor,
+        visit_valid: torch.Tensor,
+        static: torch.Tensor,
+    ) -> torch.Tensor:
         return self.head(self.embedding(values, mask, times, static)).squeeze(-1)
 
-    def forecast(self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor,
-                 static: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forecast(
+        self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, static: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Forecasting pretext (STraTS Sec. 4.4, adapted to visits): from the observations strictly before the
         anchor visit predict every measure at the anchor visit (t = 0).
 

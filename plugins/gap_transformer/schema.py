@@ -12,14 +12,33 @@ import pandas as pd
 
 TARGET = "CDRSB"
 FEATURES = (
-    "CDRSB", "MMSE", "ADAS13", "FAQ", "Hippocampus", "Ventricles", "WholeBrain", "ICV", "FDG", "AV45", "ABETA",
-    "TAU", "PTAU",
-)  # fmt: skip
+    "CDRSB",
+    "MMSE",
+    "ADAS13",
+    "FAQ",
+    "Hippocampus",
+    "Ventricles",
+    "WholeBrain",
+    "ICV",
+    "FDG",
+    "AV45",
+    "ABETA",
+    "TAU",
+    "PTAU",
+)
 STATIC = ("AGE", "MALE", "PTEDUCAT", "APOE4")
 REQUIRED = ("RID", "VISCODE", "DX", "AGE", "PTGENDER", "PTEDUCAT", "APOE4", *FEATURES)
 CENSORED = ("ABETA", "TAU", "PTAU")  # stored as strings such as ">1700" or "<8"
-DX_MAP = {"CN": "CN", "NL": "CN", "SMC": "CN", "MCI": "MCI", "EMCI": "MCI", "LMCI": "MCI", "DEMENTIA": "Dementia",
-          "AD": "Dementia"}  # fmt: skip
+DX_MAP = {
+    "CN": "CN",
+    "NL": "CN",
+    "SMC": "CN",
+    "MCI": "MCI",
+    "EMCI": "MCI",
+    "LMCI": "MCI",
+    "DEMENTIA": "Dementia",
+    "AD": "Dementia",
+}
 
 
 def map_diagnosis(value: object) -> str | float:
@@ -74,8 +93,10 @@ def clean_cohort(raw: pd.DataFrame, source: str = "cohort") -> pd.DataFrame:
         raise ValueError(f"{source} has no rows; expected one row per visit with columns {list(REQUIRED)}.")
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
-        raise ValueError(f"{source} lacks the required columns {missing}; it must have the ADNIMERGE columns "
-                         f"{list(REQUIRED)} plus Years_bl or EXAMDATE.")  # fmt: skip
+        raise ValueError(
+            f"{source} lacks the required columns {missing}; it must have the ADNIMERGE columns "
+            f"{list(REQUIRED)} plus Years_bl or EXAMDATE."
+        )
     raw = raw.reset_index(drop=True)
     clean = pd.DataFrame({"RID": to_numeric(raw["RID"], "RID").astype("int64"), "YEARS": visit_years(raw)})
     clean["DX"] = raw["DX"].map(map_diagnosis)

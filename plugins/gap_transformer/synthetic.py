@@ -88,8 +88,13 @@ def simulate_cohort(n_participants: int = 858, seed: int = 0, attrition: float =
         for m in sorted([*months, *mri_only]):
             days = 0 if m == 0 else int(round((m + rng.normal(0, 0.5)) * 30.4375))
             t = days / 365.25
-            row: dict[str, object] = {"RID": i + 1, "PTID": f"{(i % 900) + 1:03d}_S_{i + 1:04d}",
-                                      "VISCODE": "bl" if m == 0 else f"m{m:02d}", "M": m, "Month": m}  # fmt: skip
+            row: dict[str, object] = {
+                "RID": i + 1,
+                "PTID": f"{(i % 900) + 1:03d}_S_{i + 1:04d}",
+                "VISCODE": "bl" if m == 0 else f"m{m:02d}",
+                "M": m,
+                "Month": m,
+            }
             row["EXAMDATE"] = (enrol[i] + pd.Timedelta(days=days)).strftime("%Y-%m-%d")
             row["EXAMDATE_bl"] = enrol[i].strftime("%Y-%m-%d")
             row.update(Years_bl=round(t, 6), Month_bl=round(12 * t, 4), AGE=round(age[i], 1))
@@ -100,11 +105,15 @@ def simulate_cohort(n_participants: int = 858, seed: int = 0, attrition: float =
                 cdr = float(np.clip(np.round(2 * cdr) / 2, 0, 18))
                 dementia = dementia or cdr >= 4.5
                 row["DX"] = "Dementia" if dementia else "MCI"
-                cog = {"CDRSB": cdr, "MMSE": float(np.clip(np.round(28.5 - 0.9 * cdr + rng.normal(0, 1.2)), 0, 30)),
-                       "ADAS13": float(np.clip(round(10 + 3 * cdr + rng.normal(0, 4), 2), 0, 85)),
-                       "FAQ": float(np.clip(np.round(1.2 * cdr + rng.normal(0, 2)), 0, 30))}  # fmt: skip
-                row.update({k: (v if rng.random() >= MISSING["cognition"] or k == "CDRSB" else np.nan)
-                            for k, v in cog.items()})  # fmt: skip
+                cog = {
+                    "CDRSB": cdr,
+                    "MMSE": float(np.clip(np.round(28.5 - 0.9 * cdr + rng.normal(0, 1.2)), 0, 30)),
+                    "ADAS13": float(np.clip(round(10 + 3 * cdr + rng.normal(0, 4), 2), 0, 85)),
+                    "FAQ": float(np.clip(np.round(1.2 * cdr + rng.normal(0, 2)), 0, 30)),
+                }
+                row.update(
+                    {k: (v if rng.random() >= MISSING["cognition"] or k == "CDRSB" else np.nan) for k, v in cog.items()}
+                )
                 if rng.random() < MISSING["FDG"]:
                     row["FDG"] = np.nan
                 else:
@@ -130,7 +139,35 @@ def simulate_cohort(n_participants: int = 858, seed: int = 0, attrition: float =
     for j, (name, (low, high)) in enumerate(CSF_BOUNDS.items()):
         frame[name] = _censor(csf[:, j], low, high)
     frame["DX_bl"] = frame.groupby("RID")["DX"].transform("first").map({"MCI": "LMCI", "Dementia": "AD"})
-    columns = ["RID", "PTID", "VISCODE", "EXAMDATE", "EXAMDATE_bl", "Years_bl", "Month_bl", "Month", "M", "DX_bl",
-               "DX", "AGE", "PTGENDER", "PTEDUCAT", "APOE4", "CDRSB", "MMSE", "ADAS13", "FAQ", "Hippocampus",
-               "Ventricles", "WholeBrain", "ICV", "FDG", "AV45", "ABETA", "TAU", "PTAU", "SLOPE_CLASS"]  # fmt: skip
+    columns = [
+        "RID",
+        "PTID",
+        "VISCODE",
+        "EXAMDATE",
+        "EXAMDATE_bl",
+        "Years_bl",
+        "Month_bl",
+        "Month",
+        "M",
+        "DX_bl",
+        "DX",
+        "AGE",
+        "PTGENDER",
+        "PTEDUCAT",
+        "APOE4",
+        "CDRSB",
+        "MMSE",
+        "ADAS13",
+        "FAQ",
+        "Hippocampus",
+        "Ventricles",
+        "WholeBrain",
+        "ICV",
+        "FDG",
+        "AV45",
+        "ABETA",
+        "TAU",
+        "PTAU",
+        "SLOPE_CLASS",
+    ]
     return frame.reindex(columns=columns)

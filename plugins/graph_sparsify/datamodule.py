@@ -165,9 +165,13 @@ def _prepare(dm: GraphSparsifyData, key: tuple) -> tuple[dict[str, torch.Tensor]
         dense_index, dense_weight = edges(g.adjacency)
         sparse_index, sparse_weight = edges(sparsified.adjacency)
         graph = {
-            "x": g.x, "y": g.y, "dense_index": dense_index, "dense_weight": dense_weight,
-            "sparse_index": sparse_index, "sparse_weight": sparse_weight,
-        }  # fmt: skip
+            "x": g.x,
+            "y": g.y,
+            "dense_index": dense_index,
+            "dense_weight": dense_weight,
+            "sparse_index": sparse_index,
+            "sparse_weight": sparse_weight,
+        }
         while len(_CACHE) >= 2:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = (graph, sparsified, certificate)

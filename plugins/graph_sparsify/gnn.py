@@ -27,9 +27,17 @@ class PolyGNN(nn.Module):
     """
 
     def __init__(
-        self, kind: FilterKind = "cheb", in_channels: int = 16, hidden: int = 32, num_classes: int = 4,
-        num_layers: int = 2, K: int = 3, alpha: float = 0.1, dropout: float = 0.0, lambda_max: float = 2.0,
-    ) -> None:  # fmt: skip
+        self,
+        kind: FilterKind = "cheb",
+        in_channels: int = 16,
+        hidden: int = 32,
+        num_classes: int = 4,
+        num_layers: int = 2,
+        K: int = 3,
+        alpha: float = 0.1,
+        dropout: float = 0.0,
+        lambda_max: float = 2.0,
+    ) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r} is unknown; choose one of {KINDS}.")

@@ -55,13 +55,22 @@ class MetaRLTasks(pl.LightningDataModule):
     """
 
     def __init__(
-        self, meta_batch_size: int = 20, steps_per_epoch: int = 10, n_val_tasks: int = 20, n_test_tasks: int = 40,
-        eval_batch_size: int = 20, seed: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        meta_batch_size: int = 20,
+        steps_per_epoch: int = 10,
+        n_val_tasks: int = 20,
+        n_test_tasks: int = 40,
+        eval_batch_size: int = 20,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
-        for name, value in (("meta_batch_size", meta_batch_size), ("steps_per_epoch", steps_per_epoch),
-                            ("n_val_tasks", n_val_tasks), ("n_test_tasks", n_test_tasks),
-                            ("eval_batch_size", eval_batch_size)):  # fmt: skip
+        for name, value in (
+            ("meta_batch_size", meta_batch_size),
+            ("steps_per_epoch", steps_per_epoch),
+            ("n_val_tasks", n_val_tasks),
+            ("n_test_tasks", n_test_tasks),
+            ("eval_batch_size", eval_batch_size),
+        ):
             if value < 1:
                 raise ValueError(f"data.init_args.{name}={value} must be >= 1.")
         self.save_hyperparameters()

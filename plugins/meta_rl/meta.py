@@ -61,10 +61,16 @@ class MetaPolicyGradient(nn.Module):
     ``normalize_advantages``, ``estimator``, ``score_baseline`` (``leave_one_task_out``, ``pre_update``, ``none``)."""
 
     def __init__(
-        self, policy: MLPPolicy, inner_lr: float = 0.1, gamma: float = 0.99, gae_lambda: float = 1.0,
-        baseline: Baseline = "none", normalize_advantages: bool = False, estimator: Estimator = "sgmrl",
+        self,
+        policy: MLPPolicy,
+        inner_lr: float = 0.1,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        baseline: Baseline = "none",
+        normalize_advantages: bool = False,
+        estimator: Estimator = "sgmrl",
         score_baseline: ScoreBaseline = "leave_one_task_out",
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator={estimator!r} is unknown; choose one of {ESTIMATORS}.")
@@ -100,9 +106,12 @@ class MetaPolicyGradient(nn.Module):
         return {k: step[k] + self.inner_lr * (g - g.detach()) for k, g in zip(params, grads, strict=True)}
 
     def adapt(
-        self, params: Params, batch: Trajectories, hessian_batch: Trajectories | None = None,
+        self,
+        params: Params,
+        batch: Trajectories,
+        hessian_batch: Trajectories | None = None,
         logp: torch.Tensor | None = None,
-    ) -> Params:  # fmt: skip
+    ) -> Params:
         """One training inner step with the Jacobian the estimator prescribes."""
         if self.estimator == "sgmrl_hessian_batch":
             if hessian_batch is None:
@@ -111,9 +120,12 @@ class MetaPolicyGradient(nn.Module):
         return self.inner_step(params, batch, self.estimator != "fomaml", logp)
 
     def outer_surrogate(
-        self, adapted: Params, outer: Trajectories, inner: list[tuple[torch.Tensor, Trajectories]],
+        self,
+        adapted: Params,
+        outer: Trajectories,
+        inner: list[tuple[torch.Tensor, Trajectories]],
         pre_update: Trajectories | None = None,
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         """Per-task surrogate ``(T,)``: L_pg(theta_K; D_o) [+ ((J_hat(D_o) - b) / sigma) sum_k L_score(theta_k; D_k)
         for ``sgmrl``]. ``inner`` lists (log pi_{theta_k} on D_k ``(T, N, H)``, D_k) of the inner steps, the
         log-probabilities differentiable in theta. ``pre_update``: an extra batch D_b ~ pi_theta, independent of
@@ -133,9 +145,13 @@ class MetaPolicyGradient(nn.Module):
         return surrogate + (value / scale).detach() * score
 
     def meta_step(
-        self, env: TensorTaskEnv, tasks: Tasks, n_traj: int, inner_steps: int = 1,
+        self,
+        env: TensorTaskEnv,
+        tasks: Tasks,
+        n_traj: int,
+        inner_steps: int = 1,
         generator: torch.Generator | None = None,
-    ) -> MetaStep:  # fmt: skip
+    ) -> MetaStep:
         """Sample D_0..D_{K-1} (and D_h), adapt, sample D_o ~ pi_{theta_K}; return the surrogate and returns."""
         params = per_task(self.policy.params(), len(next(iter(tasks.values()))))
         pre_update = None

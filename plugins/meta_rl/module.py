@@ -49,13 +49,24 @@ class MetaRL(FrameworkModule):
     """
 
     def __init__(
-        self, env: str = "point", env_kwargs: dict[str, Any] | None = None, estimator: Estimator = "sgmrl",
-        hidden: tuple[int, ...] = (100, 100), init_log_std: float = 0.0, inner_lr: float = 0.1,
-        inner_steps: int = 1, test_inner_steps: int = 3, trajectories_per_task: int = 20, gamma: float = 0.99,
-        gae_lambda: float = 1.0, baseline: Baseline = "none", normalize_advantages: bool = False,
+        self,
+        env: str = "point",
+        env_kwargs: dict[str, Any] | None = None,
+        estimator: Estimator = "sgmrl",
+        hidden: tuple[int, ...] = (100, 100),
+        init_log_std: float = 0.0,
+        inner_lr: float = 0.1,
+        inner_steps: int = 1,
+        test_inner_steps: int = 3,
+        trajectories_per_task: int = 20,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        baseline: Baseline = "none",
+        normalize_advantages: bool = False,
         score_baseline: ScoreBaseline = "leave_one_task_out",
-        optimizer: OptimizerCallable = adam, lr_scheduler: LRSchedulerCallable | None = None,
-    ) -> None:  # fmt: skip
+        optimizer: OptimizerCallable = adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.automatic_optimization = False
@@ -85,9 +96,12 @@ class MetaRL(FrameworkModule):
             raise ValueError(f"data.init_args.meta_batch_size={len(batch[0])} is smaller than the {world} ranks.")
         noise_seed = int(torch.randint(0, 2**62, ()).item()) + rank  # global RNG: checkpointed, resumable
         step = self.meta.meta_step(
-            self.env, self.env.tasks_from_seeds(seeds), self.n_traj, self.inner_steps,
+            self.env,
+            self.env.tasks_from_seeds(seeds),
+            self.n_traj,
+            self.inner_steps,
             torch.Generator().manual_seed(noise_seed),
-        )  # fmt: skip
+        )
         loss = -step.surrogate / len(seeds)
         optimizer = self.optimizers()
         optimizer.zero_grad()
@@ -96,8 +110,9 @@ class MetaRL(FrameworkModule):
         self.step_lr_schedulers()
         pre, post = step.pre.mean(), step.post.mean()
         self.log("train/loss", loss.detach())
-        self.log_dict({"train/pre_return": pre, "train/post_return": post, "train/adaptation_gain": post - pre},
-                      prog_bar=True)  # fmt: skip
+        self.log_dict(
+            {"train/pre_return": pre, "train/post_return": post, "train/adaptation_gain": post - pre}, prog_bar=True
+        )
         return loss.detach()
 
     def _curve(self, batch: list[torch.Tensor], batch_idx: int, steps: int) -> torch.Tensor:
@@ -126,14 +141,21 @@ class MetaRL(FrameworkModule):
 
     def on_validation_epoch_end(self) -> None:
         curve = self._mean_curve()
-        self.log_dict({"val/pre_return": curve[0], "val/post_return": curve[1],
-                       "val/adaptation_gain": curve[1] - curve[0]})  # fmt: skip
+        self.log_dict(
+            {"val/pre_return": curve[0], "val/post_return": curve[1], "val/adaptation_gain": curve[1] - curve[0]}
+        )
 
     def on_test_epoch_end(self) -> None:
         curve = self._mean_curve()
         self.log_dict({f"test/return_step{k}": value for k, value in enumerate(curve)})
-        self.log_dict({"test/pre_return": curve[0], "test/post_return": curve[1],
-                       "test/adaptation_gain": curve[1] - curve[0], "test/final_return": curve[-1]})  # fmt: skip
+        self.log_dict(
+            {
+                "test/pre_return": curve[0],
+                "test/post_return": curve[1],
+                "test/adaptation_gain": curve[1] - curve[0],
+                "test/final_return": curve[-1],
+            }
+        )
         self._figure(curve)
 
     def _figure(self, curve: torch.Tensor) -> None:

@@ -32,9 +32,13 @@ class Trajectories:
 
 @torch.no_grad()
 def rollout(
-    env: TensorTaskEnv, policy: MLPPolicy, params: Params, tasks: Tasks, n_traj: int,
+    env: TensorTaskEnv,
+    policy: MLPPolicy,
+    params: Params,
+    tasks: Tasks,
+    n_traj: int,
     generator: torch.Generator | None = None,
-) -> Trajectories:  # fmt: skip
+) -> Trajectories:
     """Run ``env.horizon`` steps of ``n_traj`` episodes per task with a ~ pi_params; all randomness (actions, env
     noise) from ``generator`` (the global RNG if None)."""
     params = {k: v.detach() for k, v in params.items()}

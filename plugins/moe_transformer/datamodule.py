@@ -20,9 +20,14 @@ class StdlibBytes(TensorSplitsDataModule):
     """
 
     def __init__(
-        self, block_size: int = 64, batch_size: int = 32, max_train_bytes: int = 200_000,
-        max_eval_bytes: int = 50_000, root: str | None = None, seed: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        block_size: int = 64,
+        batch_size: int = 32,
+        max_train_bytes: int = 200_000,
+        max_eval_bytes: int = 50_000,
+        root: str | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(batch_size, seed)
         self.block_size = block_size
         self.budgets = {"train": max_train_bytes, "val": max_eval_bytes, "test": max_eval_bytes}

@@ -74,9 +74,16 @@ class MoETransformer(nn.Module):
     """Byte-level decoder: tokens (batch, time) int64 in [0, 256) -> next-byte logits (batch, time, 256)."""
 
     def __init__(
-        self, block_size: int, d_model: int, n_layers: int, n_heads: int, d_ff: int, n_experts: int,
-        top_k: int | None = None, vocab_size: int = 256,
-    ) -> None:  # fmt: skip
+        self,
+        block_size: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        d_ff: int,
+        n_experts: int,
+        top_k: int | None = None,
+        vocab_size: int = 256,
+    ) -> None:
         super().__init__()
         self.block_size = block_size
         self.embed = nn.Embedding(vocab_size, d_model)

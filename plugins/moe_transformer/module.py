@@ -21,10 +21,17 @@ class MoELanguageModel(FrameworkModule):
     """
 
     def __init__(
-        self, block_size: int = 64, d_model: int = 64, n_layers: int = 2, n_heads: int = 4, d_ff: int = 128,
-        n_experts: int = 4, top_k: int | None = None, optimizer: OptimizerCallable = default_optimizer,
+        self,
+        block_size: int = 64,
+        d_model: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        d_ff: int = 128,
+        n_experts: int = 4,
+        top_k: int | None = None,
+        optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.model = MoETransformer(block_size, d_model, n_layers, n_heads, d_ff, n_experts, top_k)

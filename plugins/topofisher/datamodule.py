@@ -37,9 +37,14 @@ class TopoFisherData(TensorSplitsDataModule):
     """
 
     def __init__(
-        self, simulator: Simulator | None = None, n_train: int = 512, n_val: int = 256, n_test: int = 256,
-        batch_size: int = 64, seed: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        simulator: Simulator | None = None,
+        n_train: int = 512,
+        n_val: int = 256,
+        n_test: int = 256,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
         super().__init__(batch_size, seed)
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
             if not 0 < value < 3_000_000:

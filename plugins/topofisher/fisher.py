@@ -76,8 +76,10 @@ def imnn_regularizer(cov: torch.Tensor, strength: float = 10.0, epsilon: float =
     invertible linear maps."""
     floor = 1 - epsilon / (1 + epsilon)
     if strength <= floor:
-        raise ValueError(f"IMNN regularizer strength={strength} must exceed 1 - eps / (1 + eps) = {floor:.3f} (alpha "
-                         "is undefined below); to weaken the regularizer lower its weight instead.")  # fmt: skip
+        raise ValueError(
+            f"IMNN regularizer strength={strength} must exceed 1 - eps / (1 + eps) = {floor:.3f} (alpha "
+            "is undefined below); to weaken the regularizer lower its weight instead."
+        )
     eye = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
     lam2 = torch.linalg.matrix_norm(cov - eye) + torch.linalg.matrix_norm(torch.linalg.inv(cov) - eye)
     alpha = -math.log(epsilon * (strength - 1) + epsilon**2 / (1 + epsilon)) / epsilon

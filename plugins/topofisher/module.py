@@ -72,11 +72,18 @@ class TopoFisher(FrameworkModule):
     """
 
     def __init__(
-        self, summary: nn.Module, n_params: int = 2, compressor: Literal["mlp", "moped"] = "mlp",
-        hidden: Sequence[int] = (64, 64), regularizer_weight: float = 0.01, standardize_sims: int = 128,
-        moped_sims: int = 256, cache_diagrams: bool = False, optimizer: OptimizerCallable = default_optimizer,
+        self,
+        summary: nn.Module,
+        n_params: int = 2,
+        compressor: Literal["mlp", "moped"] = "mlp",
+        hidden: Sequence[int] = (64, 64),
+        regularizer_weight: float = 0.01,
+        standardize_sims: int = 128,
+        moped_sims: int = 256,
+        cache_diagrams: bool = False,
+        optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         if compressor not in ("mlp", "moped"):
             raise ValueError(f"model.init_args.compressor={compressor!r} is unknown; use 'mlp' or 'moped'.")

@@ -108,9 +108,12 @@ def cripser_pairs(image: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
 
 
 def cubical_diagrams(
-    images: torch.Tensor, dims: Sequence[int] = (0, 1), periodic: bool = False, threads: int | None = None,
+    images: torch.Tensor,
+    dims: Sequence[int] = (0, 1),
+    periodic: bool = False,
+    threads: int | None = None,
     backend: Literal["gudhi", "cripser"] = "gudhi",
-) -> list[Diagram]:  # fmt: skip
+) -> list[Diagram]:
     """Differentiable cubical persistence of a batch of images (m, *shape) (sublevel sets of pixel values): one
     :class:`Diagram` per homology dimension, whose points are gathered from ``images`` (gradients flow to the two
     critical pixels of each pair). ``backend`` finds the pairs: gudhi (open or periodic) or cripser (open only)."""
@@ -121,8 +124,11 @@ def cubical_diagrams(
     m = images.shape[0]
     flat = images.reshape(m, -1)
     arrays = flat.detach().cpu().double().numpy().reshape(images.shape)
-    find = (lambda img: cripser_pairs(img, dims)) if backend == "cripser" else (
-        lambda img: cubical_pairs(img, periodic, dims))  # fmt: skip
+    find = (
+        (lambda img: cripser_pairs(img, dims))
+        if backend == "cripser"
+        else (lambda img: cubical_pairs(img, periodic, dims))
+    )
     pairs = _map(find, list(arrays), threads or default_threads())
     diagrams = []
     for k in range(len(dims)):

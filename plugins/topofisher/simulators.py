@@ -74,9 +74,12 @@ class GRF(Simulator):
     """2-D Gaussian random field, P(k) = A (k / k_p)^(-B), theta = (A, B), on an n x n periodic grid (grf.py)."""
 
     def __init__(
-        self, n: int = 32, theta_fid: Sequence[float] = (1.0, 0.0), dtheta: Sequence[float] = (0.1, 0.1),
+        self,
+        n: int = 32,
+        theta_fid: Sequence[float] = (1.0, 0.0),
+        dtheta: Sequence[float] = (0.1, 0.1),
         k_pivot: float = 1.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(theta_fid, dtheta)
         if n < 4:
             raise ValueError(f"n={n} is too small; use a grid of at least 4 x 4 pixels.")
@@ -92,9 +95,11 @@ class GRF(Simulator):
         out = torch.empty(len(seed_index), self.n, self.n, dtype=torch.float64)
         for start in range(0, len(distinct), chunk):
             white = torch.stack(
-                [torch.randn(self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
-                 for s in distinct[start : start + chunk]]
-            )  # fmt: skip
+                [
+                    torch.randn(self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+                    for s in distinct[start : start + chunk]
+                ]
+            )
             rows = ((seed_index >= start) & (seed_index < start + chunk)).nonzero().squeeze(1)
             noise = torch.fft.rfft2(white)[seed_index[rows] - start]
             out[rows] = torch.fft.irfft2(amplitude[theta_index[rows]] * noise, s=(self.n, self.n))
@@ -108,9 +113,14 @@ class NoisySpiral(Simulator):
     """n_points 2-D points on a noisy spiral plus uniform outliers, theta = (mu, w) (spiral.py). Output (n, 2)."""
 
     def __init__(
-        self, n_points: int = 240, theta_fid: Sequence[float] = (0.6, 0.1), dtheta: Sequence[float] = (0.01, 0.005),
-        outlier_fraction: float = 1 / 6, phi_max: float = 4 * math.pi, half_width: float = 11.0,
-    ) -> None:  # fmt: skip
+        self,
+        n_points: int = 240,
+        theta_fid: Sequence[float] = (0.6, 0.1),
+        dtheta: Sequence[float] = (0.01, 0.005),
+        outlier_fraction: float = 1 / 6,
+        phi_max: float = 4 * math.pi,
+        half_width: float = 11.0,
+    ) -> None:
         super().__init__(theta_fid, dtheta)
         if not 0 <= outlier_fraction < 1:
             raise ValueError(f"outlier_fraction={outlier_fraction} must lie in [0, 1).")
@@ -137,12 +147,20 @@ class LognormalLensing(Simulator):
     """
 
     def __init__(
-        self, n: int = 32, side_deg: float = 5.0, theta_fid: Sequence[float] = (0.3, 0.8),
-        dtheta: Sequence[float] = (0.02, 0.02), kind: str = "lognormal", shifts: Sequence[float] = (0.030,),
+        self,
+        n: int = 32,
+        side_deg: float = 5.0,
+        theta_fid: Sequence[float] = (0.3, 0.8),
+        dtheta: Sequence[float] = (0.02, 0.02),
+        kind: str = "lognormal",
+        shifts: Sequence[float] = (0.030,),
         c0: float = 1.7e-9,
-        ell0: float = 500.0, bin_scales: Sequence[float] | None = None, n_gal: float = 27.0, sigma_e: float = 0.26,
+        ell0: float = 500.0,
+        bin_scales: Sequence[float] | None = None,
+        n_gal: float = 27.0,
+        sigma_e: float = 0.26,
         noise_scale: float = 1.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(theta_fid, dtheta)
         if kind not in ("lognormal", "gaussian"):
             raise ValueError(f"kind={kind!r} is unknown; use 'lognormal' or 'gaussian'.")
@@ -162,8 +180,14 @@ class LognormalLensing(Simulator):
         lognormal (lensing.lognormal_from_gaussian) for ``kind="lognormal"``, plus shape noise from the same seed.
         The noise FFTs are computed once per distinct seed and the spectra once per distinct theta."""
         distinct, seed_index, thetas, theta_index = distinct_inputs(theta, seeds)
-        z = torch.stack([torch.randn(self.bins, 2, self.n, self.n, generator=torch.Generator().manual_seed(s),
-                                     dtype=torch.float64) for s in distinct])  # fmt: skip
+        z = torch.stack(
+            [
+                torch.randn(
+                    self.bins, 2, self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64
+                )
+                for s in distinct
+            ]
+        )
         noise_k = torch.fft.fft2(z[:, :, 0])  # (seeds, bins, n, n)
         out = torch.empty(len(seed_index), self.bins, self.n, self.n, dtype=torch.float64)
         for b in range(self.bins):

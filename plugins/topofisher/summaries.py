@@ -35,10 +35,16 @@ class TopologicalSummary(nn.Module):
     """
 
     def __init__(
-        self, vectorization: nn.Module, complex: Complex = "periodic_cubical", dims: Sequence[int] = (0, 1),
-        filtration: nn.Module | None = None, channels: int = 1, max_edge: float = math.inf, input_scale: float = 1.0,
+        self,
+        vectorization: nn.Module,
+        complex: Complex = "periodic_cubical",
+        dims: Sequence[int] = (0, 1),
+        filtration: nn.Module | None = None,
+        channels: int = 1,
+        max_edge: float = math.inf,
+        input_scale: float = 1.0,
         backend: Literal["gudhi", "cripser"] = "gudhi",
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.input_scale = input_scale
         if complex not in ("cubical", "periodic_cubical", "alpha", "rips"):
@@ -58,8 +64,9 @@ class TopologicalSummary(nn.Module):
         """Persistence diagrams of the filtered simulations: list over dims of Diagram with batch m * C."""
         f = self.filtration(x * self.input_scale if self.input_scale != 1.0 else x)
         if self.complex in ("alpha", "rips"):
-            return (alpha_diagrams if self.complex == "alpha" else rips_diagrams)(f, self.dims, *(
-                (self.max_edge,) if self.complex == "rips" else ()))  # fmt: skip
+            return (alpha_diagrams if self.complex == "alpha" else rips_diagrams)(
+                f, self.dims, *((self.max_edge,) if self.complex == "rips" else ())
+            )
         images = as_images(f, self.channels)
         periodic = self.complex == "periodic_cubical"
         return cubical_diagrams(images.flatten(0, 1), self.dims, periodic=periodic, backend=self.backend)
@@ -97,9 +104,13 @@ class IMNNNetwork(nn.Module):
     ``out_features`` outputs; the input is multiplied by ``input_scale`` first. (m, [C,] H, W) -> (m, out_features)."""
 
     def __init__(
-        self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 32), hidden: int = 128, out_features: int = 2,
+        self,
+        in_channels: int = 1,
+        channels: Sequence[int] = (16, 32, 32),
+        hidden: int = 128,
+        out_features: int = 2,
         input_scale: float = 1.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.input_scale = input_scale
         layers: list[nn.Module] = []
@@ -107,8 +118,14 @@ class IMNNNetwork(nn.Module):
         for c in channels:
             layers += [nn.Conv2d(width, c, 3, stride=2, padding=1, padding_mode="circular"), nn.SiLU()]
             width = c
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                 nn.Linear(width, hidden), nn.SiLU(), nn.Linear(hidden, out_features))  # fmt: skip
+        self.net = nn.Sequential(
+            *layers,
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, out_features),
+        )
         self.in_channels, self.out_features = in_channels, out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,13 @@ class PersistenceImage(nn.Module):
     Same values and layout (persistence-major) as ``gudhi.representations.PersistenceImage``."""
 
     def __init__(
-        self, bandwidth: float = 0.1, resolution: Sequence[int] = (10, 10), birth_range: Sequence[float] = (-3, 3),
-        persistence_range: Sequence[float] = (0, 3), weight_power: float = 1.0,
-    ) -> None:  # fmt: skip
+        self,
+        bandwidth: float = 0.1,
+        resolution: Sequence[int] = (10, 10),
+        birth_range: Sequence[float] = (-3, 3),
+        persistence_range: Sequence[float] = (0, 3),
+        weight_power: float = 1.0,
+    ) -> None:
         super().__init__()
         if bandwidth <= 0:
             raise ValueError(f"bandwidth={bandwidth} must be positive.")
@@ -121,9 +125,12 @@ class PersLay(nn.Module):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
         self.phi = nn.Sequential(
-            sn(nn.Linear(4, hidden)), nn.SiLU(), sn(nn.Linear(hidden, hidden)), nn.SiLU(),
+            sn(nn.Linear(4, hidden)),
+            nn.SiLU(),
+            sn(nn.Linear(hidden, hidden)),
+            nn.SiLU(),
             sn(nn.Linear(hidden, out_features)),
-        )  # fmt: skip
+        )
         self.gate = nn.Linear(2, 1)
         self.out_features = out_features
 

@@ -15,8 +15,13 @@ from framework.cli import main, resolve_run_dir
 from framework.registry import config_dir
 
 QUICK = config_dir("flow_matching") / "quick.yaml"
-SHORT = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+SHORT = [
+    "--trainer.max_epochs=1",
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "third_party_plugin"
 
 
@@ -37,8 +42,12 @@ def test_console_script_exits_zero_after_a_fit(tmp_path):
     script = Path(sys.executable).parent / "framework"
     if not script.is_file():
         pytest.skip(f"no console script next to {sys.executable} (package not pip-installed here)")
-    proc = subprocess.run([str(script), "fit", "--config", str(QUICK), *SHORT, f"--run_dir={tmp_path / 'r'}"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [str(script), "fit", "--config", str(QUICK), *SHORT, f"--run_dir={tmp_path / 'r'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "FrameworkCLI object" not in proc.stderr + proc.stdout
 
@@ -67,8 +76,18 @@ def test_csv_logger_is_one_flag_away_and_records_the_resolved_config(tmp_path):
     hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
     assert hparams["config"]["model"]["init_args"]["dim"] == 2
     assert "lr-AdamW/decay" in (run_dir / "metrics.csv").read_text().splitlines()[0]
-    main(["test", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={run_dir}",
-          "--ckpt_path=last", "--trainer.limit_test_batches=1"])  # fmt: skip
+    main(
+        [
+            "test",
+            "--config",
+            str(QUICK),
+            *SHORT,
+            "--trainer.logger=CSVLogger",
+            f"--run_dir={run_dir}",
+            "--ckpt_path=last",
+            "--trainer.limit_test_batches=1",
+        ]
+    )
     assert "val/loss" in (run_dir / "metrics.csv").read_text().splitlines()[0], "test must not clobber fit logs"
     assert "test/loss" in (run_dir / "test" / "metrics.csv").read_text().splitlines()[0]
 
@@ -83,8 +102,13 @@ def test_tensorboard_logger_writes_into_the_run_dir(tmp_path):
 def test_wandb_offline_is_the_default_logger(tmp_path):
     run_dir = tmp_path / "wb"
     env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
-    proc = subprocess.run([sys.executable, "-m", "framework", "fit", "--config", str(QUICK), *SHORT,
-                           f"--run_dir={run_dir}"], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "framework", "fit", "--config", str(QUICK), *SHORT, f"--run_dir={run_dir}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"wandb sync {run_dir}/wandb/offline-run-*" in proc.stdout
     runs = list((run_dir / "wandb").glob("offline-run-*"))
@@ -104,11 +128,21 @@ def test_seed_is_fixed_by_default_and_overridable(tmp_path):
 
 
 def test_any_torch_optimizer_and_scheduler_from_the_command_line(tmp_path):
-    cli = main(["fit", "--config", str(QUICK), *SHORT, f"--run_dir={tmp_path / 'sgd'}",
-                "--model.init_args.optimizer=torch.optim.SGD", "--model.init_args.optimizer.lr=0.05",
-                "--model.init_args.optimizer.momentum=0.9",
-                "--model.init_args.lr_scheduler=torch.optim.lr_scheduler.StepLR",
-                "--model.init_args.lr_scheduler.step_size=1", "--model.init_args.lr_scheduler.gamma=0.5"])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(QUICK),
+            *SHORT,
+            f"--run_dir={tmp_path / 'sgd'}",
+            "--model.init_args.optimizer=torch.optim.SGD",
+            "--model.init_args.optimizer.lr=0.05",
+            "--model.init_args.optimizer.momentum=0.9",
+            "--model.init_args.lr_scheduler=torch.optim.lr_scheduler.StepLR",
+            "--model.init_args.lr_scheduler.step_size=1",
+            "--model.init_args.lr_scheduler.gamma=0.5",
+        ]
+    )
     optimizer = cli.trainer.optimizers[0]
     assert type(optimizer).__name__ == "SGD"
     assert {g["name"] for g in optimizer.param_groups} == {"decay", "no_decay"}
@@ -126,22 +160,39 @@ def _install_example_as_distribution(site: Path) -> None:
     info = site / "framework_demo_plugin-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: framework-demo-plugin\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text('[framework.plugins]\ndemo_regression = "framework_demo_plugin"\n'
-                                           .replace('"', ""))  # fmt: skip
+    (info / "entry_points.txt").write_text(
+        '[framework.plugins]\ndemo_regression = "framework_demo_plugin"\n'.replace('"', "")
+    )
 
 
 def test_third_party_plugin_registers_through_the_entry_point(tmp_path):
     site = tmp_path / "site"
     _install_example_as_distribution(site)
     env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "disabled"}
-    listed = subprocess.run([sys.executable, "-m", "framework", "plugins"], capture_output=True, text=True, env=env,
-                            timeout=120)  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, "-m", "framework", "plugins"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert listed.returncode == 0, listed.stderr
     assert "demo_regression" in listed.stdout and "DemoRegression" in listed.stdout
     config = site / "framework_demo_plugin" / "configs" / "quick.yaml"
     assert "framework_demo_plugin/configs/quick.yaml" in listed.stdout
-    fitted = subprocess.run([sys.executable, "-m", "framework", "fit", "--config", str(config), *SHORT,
-                             "--model=DemoRegression", "--run_dir=demo"],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    fitted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "framework",
+            "fit",
+            "--config",
+            str(config),
+            *SHORT,
+            "--model=DemoRegression",
+            "--run_dir=demo",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert fitted.returncode == 0, fitted.stderr[-2000:]
     assert (tmp_path / "demo" / "checkpoints" / "last.ckpt").is_file()

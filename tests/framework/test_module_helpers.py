@@ -45,9 +45,17 @@ def _lr_trace(module_cls: type, scheduler, epochs: int = 4) -> list[float]:
     torch.manual_seed(0)
     model = module_cls(optimizer=partial(torch.optim.SGD, lr=0.1), lr_scheduler=scheduler)
     trace = LRTrace()
-    trainer = pl.Trainer(max_epochs=epochs, limit_train_batches=3, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[trace], num_sanity_val_steps=0)  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[trace],
+        num_sanity_val_steps=0,
+    )
     trainer.fit(model, ToyRegressionData(n=64, batch_size=16))
     return trace.lrs
 
@@ -121,8 +129,15 @@ def test_a_model_paired_with_the_wrong_datamodule_fails_with_one_line_naming_bot
     from framework.cli import main
 
     with pytest.raises(SystemExit):
-        main(["fit", "--model=FlowMatching", "--data=framework.testing.toy.ToyRegressionData",
-              "--trainer.max_epochs=1", "--trainer.logger=false"])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--model=FlowMatching",
+                "--data=framework.testing.toy.ToyRegressionData",
+                "--trainer.max_epochs=1",
+                "--trainer.logger=false",
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
         "framework: error: FlowMatching cannot train on ToyRegressionData: it has no 'dim' "
@@ -154,8 +169,16 @@ def test_the_cli_prefixes_a_library_error_with_the_config_key_that_set_the_param
     from framework.cli import main
 
     with pytest.raises(SystemExit):
-        main(["fit", "--model=DecoupledDescentClassifier", "--model.width=2", "--model.readout=[1.0]",
-              "--data=DecoupledDescentData", "--trainer.logger=false"])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--model=DecoupledDescentClassifier",
+                "--model.width=2",
+                "--model.readout=[1.0]",
+                "--data=DecoupledDescentData",
+                "--trainer.logger=false",
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
         "framework: error: model.init_args.readout: readout=[1.0] has 1 entries but width=2; give one per unit."
@@ -176,9 +199,11 @@ def test_config_key_finds_the_first_parameter_a_message_names(message, key):
     from framework.config_keys import config_key
 
     config = {
-        "model": {"class_path": "X", "init_args": {"estimator": "sgmrl", "dim": 2,
-                                                   "optimizer": {"init_args": {"lr": 0.1}}}},
+        "model": {
+            "class_path": "X",
+            "init_args": {"estimator": "sgmrl", "dim": 2, "optimizer": {"init_args": {"lr": 0.1}}},
+        },
         "data": {"init_args": {"batch_size": 8, "dim": 2}},
         "trainer": {"max_epochs": 1},
-    }  # fmt: skip
+    }
     assert config_key(message, config) == key

@@ -24,8 +24,13 @@ def test_decay_split_names_and_coverage():
     by_name = {g["name"]: g for g in groups}
     assert set(by_name) == {"decay", "no_decay"}
     assert by_name["decay"]["param_names"] == ["hidden.weight", "head.weight"]
-    assert set(by_name["no_decay"]["param_names"]) == {"embed.weight", "hidden.bias", "norm.weight", "norm.bias",
-                                                       "head.bias"}  # fmt: skip
+    assert set(by_name["no_decay"]["param_names"]) == {
+        "embed.weight",
+        "hidden.bias",
+        "norm.weight",
+        "norm.bias",
+        "head.bias",
+    }
     assert by_name["no_decay"]["weight_decay"] == 0.0 and "weight_decay" not in by_name["decay"]
     trainable = {id(p) for p in net.parameters() if p.requires_grad}
     grouped = [id(p) for g in groups for p in g["params"]]

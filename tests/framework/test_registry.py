@@ -15,13 +15,22 @@ from framework.cli import main
 from framework.registry import REAL_DATA_DIR, PluginLookupError, demo_config, install_hint, load_plugins
 
 REPO = Path(__file__).resolve().parents[2]
-BUILTIN = ("decoupled_descent", "drifting", "flow_matching", "gap_transformer", "graph_sparsify", "meta_rl",
-           "moe_transformer", "topofisher")  # fmt: skip
+BUILTIN = (
+    "decoupled_descent",
+    "drifting",
+    "flow_matching",
+    "gap_transformer",
+    "graph_sparsify",
+    "meta_rl",
+    "moe_transformer",
+    "topofisher",
+)
 
 
 def _run_framework(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "framework", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "framework", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
 
 
 def test_every_builtin_plugin_declares_its_config_folder_and_a_runnable_demo():
@@ -114,19 +123,33 @@ def test_a_wheel_installed_outside_the_source_tree_lists_and_runs_every_config(t
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    built = subprocess.run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    built = subprocess.run(
+        [*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheels.glob("framework-*.whl")
-    installed = subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
-                               capture_output=True, text=True, timeout=600)  # fmt: skip
+    installed = subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=600
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
     # PYTHONPATH comes before site-packages, so the wheel's copy shadows the checkout's editable install (whose
     # finder is appended after the path finder); the probe proves it.
     env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "disabled"}
-    probe = subprocess.run([sys.executable, "-c", "import framework, framework_plugins; "
-                            "print(framework.__file__); print(framework_plugins.__file__)"],
-                           capture_output=True, text=True, env=env, cwd=work, timeout=120)  # fmt: skip
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import framework, framework_plugins; print(framework.__file__); print(framework_plugins.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=120,
+    )
     assert probe.returncode == 0, probe.stderr
     assert all(line.startswith(str(site)) for line in probe.stdout.split()), probe.stdout
 
@@ -135,15 +158,23 @@ def test_a_wheel_installed_outside_the_source_tree_lists_and_runs_every_config(t
     for name in BUILTIN:
         assert f"{name}  (framework_plugins.{name})" in listed.stdout
     shipped = sorted(p.relative_to(REPO / "configs") for p in (REPO / "configs").rglob("*.yaml"))
-    installed_configs = sorted(p.relative_to(site / "framework_plugins" / "configs")
-                               for p in (site / "framework_plugins" / "configs").rglob("*.yaml"))  # fmt: skip
+    installed_configs = sorted(
+        p.relative_to(site / "framework_plugins" / "configs")
+        for p in (site / "framework_plugins" / "configs").rglob("*.yaml")
+    )
     assert installed_configs == shipped
     assert any(REAL_DATA_DIR in p.parts for p in installed_configs)
     for config in shipped:
         assert str(site / "framework_plugins" / "configs" / config) in listed.stdout, config
 
-    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-             "--trainer.limit_test_batches=1", "--trainer.enable_progress_bar=false", "--run_dir=demo"]  # fmt: skip
+    short = [
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+        "--trainer.enable_progress_bar=false",
+        "--run_dir=demo",
+    ]
     ran = _run_framework(["demo", *short], env, work, timeout=600)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "== test finished: FlowMatching ==" in ran.stdout
@@ -203,8 +234,14 @@ def test_the_core_runs_without_any_plugin_extra(tmp_path):
     for plugin in ("gap_transformer", "graph_sparsify", "meta_rl", "topofisher"):
         assert f"pip install 'framework[{plugin}]'" in listed.stdout, listed.stdout
     assert "FlowMatching" in listed.stdout
-    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-             "--trainer.limit_test_batches=1", "--trainer.enable_progress_bar=false", "--run_dir=demo"]  # fmt: skip
+    short = [
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.limit_test_batches=1",
+        "--trainer.enable_progress_bar=false",
+        "--run_dir=demo",
+    ]
     ran = _run_framework(["demo", *short], env, tmp_path, timeout=600)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "== test finished: FlowMatching ==" in ran.stdout

@@ -26,9 +26,18 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 def test_sigkill_mid_fit_resumes_from_last_ckpt(tmp_path):
     """Kill -9 a running fit; `fit --ckpt_path last` restores it (global step continues, same run dir)."""
     steps_per_epoch = 4
-    cmd = [sys.executable, "-m", "framework", "fit", "--config", str(QUICK), *QUIET,
-           f"--trainer.limit_train_batches={steps_per_epoch}", "--trainer.limit_val_batches=1",
-           "--trainer.max_epochs=100000"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "framework",
+        "fit",
+        "--config",
+        str(QUICK),
+        *QUIET,
+        f"--trainer.limit_train_batches={steps_per_epoch}",
+        "--trainer.limit_val_batches=1",
+        "--trainer.max_epochs=100000",
+    ]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "runs" / "flow_matching" / "quick" / "version_0" / "checkpoints" / "last.ckpt"
@@ -43,8 +52,9 @@ def test_sigkill_mid_fit_resumes_from_last_ckpt(tmp_path):
     resume_epochs = killed_at["epoch"] + 3
 
     limits = [f"--trainer.limit_train_batches={steps_per_epoch}", "--trainer.limit_val_batches=1"]
-    cli = main(["fit", "--config", str(QUICK), *QUIET, *limits, f"--trainer.max_epochs={resume_epochs}",
-                "--ckpt_path=last"])  # fmt: skip
+    cli = main(
+        ["fit", "--config", str(QUICK), *QUIET, *limits, f"--trainer.max_epochs={resume_epochs}", "--ckpt_path=last"]
+    )
     assert cli.run_dir == last.parents[1], "resume must reuse the interrupted run's directory"
     assert cli.trainer.ckpt_path == str(last)
     assert cli.trainer.global_step == resume_epochs * steps_per_epoch
@@ -62,8 +72,15 @@ def test_ckpt_path_last_without_a_run_is_an_error_not_a_fresh_start(capsys):
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, capsys):
     run_dir = tmp_path / "nan"
-    args = ["fit", *TOY, *QUIET, "--model.nan_at_step=7", "--checkpoint.every_n_train_steps=3",
-            "--trainer.max_epochs=5", f"--run_dir={run_dir}"]  # fmt: skip
+    args = [
+        "fit",
+        *TOY,
+        *QUIET,
+        "--model.nan_at_step=7",
+        "--checkpoint.every_n_train_steps=3",
+        "--trainer.max_epochs=5",
+        f"--run_dir={run_dir}",
+    ]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 1

@@ -21,9 +21,11 @@ class DemoRegression(FrameworkModule):
     """y_hat = W x + b, trained by mean squared error."""
 
     def __init__(
-        self, in_features: int = 3, optimizer: OptimizerCallable = default_optimizer,
+        self,
+        in_features: int = 3,
+        optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.linear = nn.Linear(in_features, 1)

@@ -43,6 +43,17 @@ def make_gym_env(name: str, **kwargs: Any) -> gym.Env:
 
 
 __all__ = [
-    "ENVS", "BanditEnv", "GymVectorTaskEnv", "PointNavEnv", "TabularMDPEnv", "Tasks", "TensorBandit",
-    "TensorPointNav", "TensorTabularMDP", "TensorTaskEnv", "draw_noise", "make_env", "make_gym_env",
-]  # fmt: skip
+    "ENVS",
+    "BanditEnv",
+    "GymVectorTaskEnv",
+    "PointNavEnv",
+    "TabularMDPEnv",
+    "Tasks",
+    "TensorBandit",
+    "TensorPointNav",
+    "TensorTabularMDP",
+    "TensorTaskEnv",
+    "draw_noise",
+    "make_env",
+    "make_gym_env",
+]

@@ -16,8 +16,13 @@ import torch
 Tasks = dict[str, torch.Tensor]
 
 
-def draw_noise(spec: tuple[str, ...], shape: tuple[int, ...], generator: torch.Generator | None,
-               dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:  # fmt: skip
+def draw_noise(
+    spec: tuple[str, ...],
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor | None:
     """Noise of shape ``(*shape, len(spec))``: column j is U[0,1) if ``spec[j] == "uniform"`` else N(0,1)."""
     if not spec:
         return None

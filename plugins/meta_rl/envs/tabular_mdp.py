@@ -70,9 +70,13 @@ class TensorTabularMDP(TensorTaskEnv):
     noise_spec = ("uniform", "normal")
 
     def __init__(
-        self, n_states: int = 10, n_actions: int = 5, horizon: int = 10, reward_std: float = 1.0,
+        self,
+        n_states: int = 10,
+        n_actions: int = 5,
+        horizon: int = 10,
+        reward_std: float = 1.0,
         dtype: torch.dtype = torch.float32,
-    ) -> None:  # fmt: skip
+    ) -> None:
         _check(n_states, n_actions, reward_std)
         self.n_states, self.n_actions, self.horizon = n_states, n_actions, horizon
         self.reward_std, self.dtype, self.obs_dim = reward_std, dtype, n_states

@@ -61,8 +61,9 @@ def test_sgd_filter_step_replays_torch_sgd_exactly(momentum, dampening, weight_d
         opt.zero_grad()
         ((drive * w).sum() + 0.5 * (w @ s * w).sum()).backward()
         opt.step()
-        state, velocity = sgd_filter_step(state, velocity, drive, s + weight_decay * torch.eye(2, dtype=torch.float64),
-                                          0.3, momentum, dampening)  # fmt: skip
+        state, velocity = sgd_filter_step(
+            state, velocity, drive, s + weight_decay * torch.eye(2, dtype=torch.float64), 0.3, momentum, dampening
+        )
     torch.testing.assert_close(state, w.detach(), rtol=1e-13, atol=1e-13)
     assert (state - rand(6, 2)).abs().max() > 0.1
 
@@ -107,8 +108,9 @@ def test_memory_refuses_a_partial_batch():
 def test_state_dict_loads_into_an_unallocated_memory():
     memory = OnsagerMemory(width=3)
     memory.allocate(7)
-    memory.step(torch.arange(7), rand(7, 3), rand(3, 3), {"lr": 0.1, "momentum": 0.5, "dampening": 0.0,
-                                                          "weight_decay": 0.0})  # fmt: skip
+    memory.step(
+        torch.arange(7), rand(7, 3), rand(3, 3), {"lr": 0.1, "momentum": 0.5, "dampening": 0.0, "weight_decay": 0.0}
+    )
     fresh = OnsagerMemory(width=3)
     fresh.load_state_dict(memory.state_dict())
     for key, value in memory.state_dict().items():

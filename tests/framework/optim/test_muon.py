@@ -54,8 +54,9 @@ class EmbedNorm(nn.Module):
 def test_adamw_half_matches_torch_adamw():
     net = EmbedNorm()
     ref = copy.deepcopy(net)
-    ours = Muon(named_param_groups(net), adamw_lr=1e-2, adamw_betas=(0.9, 0.99), adamw_eps=1e-8,
-                adamw_weight_decay=0.05)  # fmt: skip
+    ours = Muon(
+        named_param_groups(net), adamw_lr=1e-2, adamw_betas=(0.9, 0.99), adamw_eps=1e-8, adamw_weight_decay=0.05
+    )
     assert all(not g["use_muon"] for g in ours.param_groups)
     groups = named_param_groups(ref)
     torch_opt = torch.optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05, foreach=False)
@@ -119,8 +120,15 @@ def test_nonsense_arguments_are_refused_with_the_argument_named(kwargs, match):
 def muon_update(param_shape, view_fn, grad, **kw):
     """One Muon step from zero state on a param of ``param_shape`` (lr 1, no momentum, scale none)."""
     p = nn.Parameter(torch.zeros(param_shape, dtype=torch.float64))
-    opt = Muon([{"params": [p], "param_names": ["w"]}], lr=1.0, momentum=0.0, nesterov=False, lr_scale="none",
-               ns_dtype="float64", **kw)  # fmt: skip
+    opt = Muon(
+        [{"params": [p], "param_names": ["w"]}],
+        lr=1.0,
+        momentum=0.0,
+        nesterov=False,
+        lr_scale="none",
+        ns_dtype="float64",
+        **kw,
+    )
     p.grad = grad
     opt.step()
     return -p.detach()
@@ -156,8 +164,17 @@ def test_regularized_step_and_momentum_convention():
 
     def first_step(style, orth):
         p = nn.Parameter(torch.zeros(7, 5, dtype=torch.float64))
-        opt = Muon([p], lr=1.0, momentum=0.9, nesterov=False, momentum_style=style, orthogonalizer=orth,
-                   reg_eps=0.5, lr_scale="none", ns_dtype="float64")  # fmt: skip
+        opt = Muon(
+            [p],
+            lr=1.0,
+            momentum=0.9,
+            nesterov=False,
+            momentum_style=style,
+            orthogonalizer=orth,
+            reg_eps=0.5,
+            lr_scale="none",
+            ns_dtype="float64",
+        )
         p.grad = g.clone()
         opt.step()
         return -p.detach()

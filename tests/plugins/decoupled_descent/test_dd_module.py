@@ -19,9 +19,14 @@ def sgd(lr: float):
 
 def trainer(tmp_path, epochs: int) -> pl.Trainer:
     return pl.Trainer(
-        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[FiniteLossGuard(), RNGStateCallback()], default_root_dir=tmp_path,
-    )  # fmt: skip
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[FiniteLossGuard(), RNGStateCallback()],
+        default_root_dir=tmp_path,
+    )
 
 
 def test_lightning_fit_equals_the_plain_loop_and_logs_the_state_evolution(tmp_path):
@@ -29,8 +34,9 @@ def test_lightning_fit_equals_the_plain_loop_and_logs_the_state_evolution(tmp_pa
     model = DecoupledDescentClassifier(n_features=200, optimizer=sgd(0.5), se_particles=20_000)
     trainer(tmp_path, 4).fit(model, datamodule=data)
     x, y, _ = data.splits["train"]
-    history, memory = train_full_batch(ReadoutNetwork(200), x, y, 4, "dd", 1.0, lr=0.5, weight_decay=0.05,
-                                       momentum=0.3, dampening=0.1)  # fmt: skip
+    history, memory = train_full_batch(
+        ReadoutNetwork(200), x, y, 4, "dd", 1.0, lr=0.5, weight_decay=0.05, momentum=0.3, dampening=0.1
+    )
     assert [model.history["corrected_error"][t] for t in range(4)] == pytest.approx(history["corrected_error"])
     torch.testing.assert_close(model.memory.memory, memory.memory, rtol=1e-5, atol=1e-6)
     assert memory.memory.abs().max() > 0.1

@@ -45,9 +45,18 @@ def runs() -> dict[str, list[dict[str, list[float]]]]:
         x, y = gaussian_mixture(N, v, DELTA, seed=seed + 1)
         for method, momentum in (("dd", 0.0), ("gd", 0.0), ("dd_damped", 0.5)):
             history, _ = train_full_batch(
-                ReadoutNetwork(D).double(), x, y, max(CHECKED) + 1, method[:2], DELTA, gmm_metrics(v, DELTA),
-                lr=LR, weight_decay=WD, momentum=momentum, dampening=momentum,
-            )  # fmt: skip
+                ReadoutNetwork(D).double(),
+                x,
+                y,
+                max(CHECKED) + 1,
+                method[:2],
+                DELTA,
+                gmm_metrics(v, DELTA),
+                lr=LR,
+                weight_decay=WD,
+                momentum=momentum,
+                dampening=momentum,
+            )
             out[method].append(history)
     return out
 

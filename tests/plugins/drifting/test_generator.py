@@ -56,8 +56,14 @@ def test_data_targets_and_errors():
 @pytest.mark.slow
 def test_training_lowers_the_field_and_beats_a_moment_matched_gaussian(tmp_path):
     config = config_dir("drifting") / "quick.yaml"
-    args = ["--config", str(config), f"--run_dir={tmp_path / 'run'}", "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false", "--trainer.logger=CSVLogger"]  # fmt: skip
+    args = [
+        "--config",
+        str(config),
+        f"--run_dir={tmp_path / 'run'}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.logger=CSVLogger",
+    ]
     main(["fit", *args])
     cli = main(["test", *args, "--ckpt_path=last"])
     m = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}

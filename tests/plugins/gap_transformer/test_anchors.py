@@ -12,9 +12,19 @@ from framework_plugins.gap_transformer.synthetic import simulate_cohort
 
 
 def _participant(rid: int, months: list[float], cdrsb: list[float], dx: list[str]) -> pd.DataFrame:
-    rows = pd.DataFrame({"RID": rid, "VISCODE": [f"m{int(m):02d}" for m in months], "DX": dx, "AGE": 70.0,
-                         "Years_bl": np.array(months) / 12, "PTGENDER": "Female", "PTEDUCAT": 16, "APOE4": 1,
-                         "CDRSB": cdrsb})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "RID": rid,
+            "VISCODE": [f"m{int(m):02d}" for m in months],
+            "DX": dx,
+            "AGE": 70.0,
+            "Years_bl": np.array(months) / 12,
+            "PTGENDER": "Female",
+            "PTEDUCAT": 16,
+            "APOE4": 1,
+            "CDRSB": cdrsb,
+        }
+    )
     for column in FEATURES:
         if column != "CDRSB":
             rows[column] = np.arange(len(rows), dtype=float) + 10 * rid
@@ -33,8 +43,10 @@ def test_window_edges_18_and_30_months_are_inclusive():
 
 
 def test_visits_just_outside_the_window_give_no_anchor_and_are_reported():
-    a = _anchors(_participant(1, [0, 17.9, 30.1], [1.0, 2.0, 3.0], ["MCI"] * 3),
-                 _participant(2, [0, 24], [1.0, 2.0], ["MCI", "MCI"]))  # fmt: skip
+    a = _anchors(
+        _participant(1, [0, 17.9, 30.1], [1.0, 2.0, 3.0], ["MCI"] * 3),
+        _participant(2, [0, 24], [1.0, 2.0], ["MCI", "MCI"]),
+    )
     assert a.rid.tolist() == [2]
     assert a.report["no_visit_in_window"] == [1] and a.report["participants_with_anchors"] == 1
 
@@ -52,8 +64,9 @@ def test_missing_cdrsb_at_the_closest_visit_falls_back_to_the_next_closest():
 
 
 def test_only_mci_visits_with_cdrsb_are_anchors():
-    a = _anchors(_participant(1, [0, 6, 12, 30, 36], [0.0, np.nan, 2.0, 3.0, 4.0], ["CN", "MCI", "MCI", "MCI",
-                                                                                     "Dementia"]))  # fmt: skip
+    a = _anchors(
+        _participant(1, [0, 6, 12, 30, 36], [0.0, np.nan, 2.0, 3.0, 4.0], ["CN", "MCI", "MCI", "MCI", "Dementia"])
+    )
     # visit 0 is CN, visit 6 has no CDR-SB; visit 12 (MCI) -> 30 (18 months) or 36 (24 months): 36
     assert a.years.tolist() == [1.0] and a.y.tolist() == [2.0]
 

@@ -38,8 +38,9 @@ def test_forced_covariates_stay_and_missing_values_are_imputed_by_the_training_m
 
 
 def test_causal_blup_closed_form():
-    fit = LMEFit(covariates=("x",), beta=np.array([1.0, 0.0]), center=np.zeros(1), scale=np.ones(1), sigma2_b=2.0,
-                 sigma2=1.0)  # fmt: skip
+    fit = LMEFit(
+        covariates=("x",), beta=np.array([1.0, 0.0]), center=np.zeros(1), scale=np.ones(1), sigma2_b=2.0, sigma2=1.0
+    )
     table = pd.DataFrame({"x": np.zeros(4)})
     y = np.array([3.0, 5.0, 0.0, 9.0])
     rid = np.array([7, 7, 7, 8])

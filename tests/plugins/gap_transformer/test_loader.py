@@ -16,9 +16,18 @@ def test_censored_csf_strings_are_clipped_to_the_bound():
     np.testing.assert_array_equal(out.to_numpy(), [1700.0, 200.0, 845.3, np.nan, np.nan])
 
 
-@pytest.mark.parametrize(("raw", "mapped"), [("CN", "CN"), ("NL", "CN"), ("MCI to Dementia", "Dementia"),
-                                             ("NL to MCI", "MCI"), ("Dementia", "Dementia"), ("AD", "Dementia"),
-                                             ("LMCI", "MCI")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("raw", "mapped"),
+    [
+        ("CN", "CN"),
+        ("NL", "CN"),
+        ("MCI to Dementia", "Dementia"),
+        ("NL to MCI", "MCI"),
+        ("Dementia", "Dementia"),
+        ("AD", "Dementia"),
+        ("LMCI", "MCI"),
+    ],
+)
 def test_diagnosis_vocabularies(raw, mapped):
     assert map_diagnosis(raw) == mapped
 

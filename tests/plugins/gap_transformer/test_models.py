@@ -113,8 +113,10 @@ def test_strats_forecasting_pretext_learns(cohort):
     assert loss().item() < 0.5 * start
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [({"source": "xlsx"}, "source"), ({"source": "csv"}, "path"),
-                                               ({"lme_prediction": "random"}, "lme_prediction")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"source": "xlsx"}, "source"), ({"source": "csv"}, "path"), ({"lme_prediction": "random"}, "lme_prediction")],
+)
 def test_bad_arguments_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         ADNICohort(**kwargs)

@@ -67,10 +67,13 @@ def write_planetoid(raw, n_labelled: int = 20, n_all: int = 530, n_test: int = 2
     raw.mkdir(parents=True)
     onehot = lambda n: np.eye(7)[rng.integers(0, 7, n)]  # noqa: E731
     objects = {
-        "x": sp.csr_matrix(rng.random((n_labelled, dim))), "tx": sp.csr_matrix(rng.random((n_test, dim))),
-        "allx": sp.csr_matrix(rng.random((n_all, dim))), "y": onehot(n_labelled), "ty": onehot(n_test),
+        "x": sp.csr_matrix(rng.random((n_labelled, dim))),
+        "tx": sp.csr_matrix(rng.random((n_test, dim))),
+        "allx": sp.csr_matrix(rng.random((n_all, dim))),
+        "y": onehot(n_labelled),
+        "ty": onehot(n_test),
         "ally": onehot(n_all),
-    }  # fmt: skip
+    }
     n = n_all + n_test
     edges = rng.integers(0, n, (3 * n, 2))
     graph = {i: [] for i in range(n)}
@@ -107,8 +110,9 @@ def test_paul15_h5ad_loader(tmp_path):
 
 
 def test_datamodule_splits_and_equal_budgets():
-    er = GraphSparsifyData(dataset="rgg", num_nodes=500, radius=0.15, sparsifier="effective_resistance",
-                           samples_factor=1.0)  # fmt: skip
+    er = GraphSparsifyData(
+        dataset="rgg", num_nodes=500, radius=0.15, sparsifier="effective_resistance", samples_factor=1.0
+    )
     er.setup()
     splits = [set(er.splits[s][0].tolist()) for s in ("train", "val", "test")]
     assert sum(map(len, splits)) == 500 and not (splits[0] & splits[1] or splits[0] & splits[2])

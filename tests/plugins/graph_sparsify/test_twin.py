@@ -17,9 +17,15 @@ def fit(
     data = GraphSparsifyData(dataset="sbm", num_nodes=120, sparsifier=sparsifier, samples_factor=1.0, batch_size=16)
     model = TwinSparsifiedGNN(kind=kind, in_channels=16, hidden=8, num_classes=4, dropout=dropout)
     trainer = pl.Trainer(
-        max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[GeometryProbe(k=5)], num_sanity_val_steps=0, limit_val_batches=2,
-    )  # fmt: skip
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[GeometryProbe(k=5)],
+        num_sanity_val_steps=0,
+        limit_val_batches=2,
+    )
     trainer.fit(model, data)
     return model, trainer
 

@@ -56,8 +56,9 @@ def test_gae_with_lambda_one_is_return_minus_baseline_and_normalization():
     torch.testing.assert_close(adv, (rtg - baseline) * batch.mask, rtol=1e-10, atol=1e-10)
     assert torch.equal(scale, torch.ones(2, dtype=scale.dtype))
     normed, sigma = compute_advantages(batch, 0.99, 1.0, "linear", normalize=True)
-    torch.testing.assert_close(normed.sum((1, 2)) / batch.mask.sum((1, 2)), torch.zeros(2, dtype=torch.float64),
-                               rtol=0, atol=1e-10)  # fmt: skip
+    torch.testing.assert_close(
+        normed.sum((1, 2)) / batch.mask.sum((1, 2)), torch.zeros(2, dtype=torch.float64), rtol=0, atol=1e-10
+    )
     assert torch.all(sigma > 0)
     with pytest.raises(ValueError, match="baseline"):
         compute_advantages(batch, 0.99, 1.0, "critic")

@@ -55,8 +55,9 @@ def test_tensor_env_equals_gymnasium_env_step_for_step(name):
     alive = np.ones(n_tasks * n_traj, bool)
     steps_compared = 0
     for _ in range(kwargs["horizon"]):
-        np.testing.assert_allclose(obs.reshape(n_tasks * n_traj, -1).numpy()[alive], np.array(gym_obs)[alive],
-                                   rtol=0, atol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(
+            obs.reshape(n_tasks * n_traj, -1).numpy()[alive], np.array(gym_obs)[alive], rtol=0, atol=1e-6
+        )
         if tensor_env.discrete:
             action = torch.randint(0, tensor_env.n_actions, (n_tasks, n_traj), generator=action_rng)
         else:

@@ -134,8 +134,9 @@ def test_first_order_maml_drops_the_inner_jacobian():
     q = (meta.log_prob(params, trajs).sum(-1)[0] + env_logp).exp().detach()
     direct = [torch.zeros_like(p) for p in policy.parameters()]
     for index in all_batches(trajs.rewards.shape[1], 2):
-        adapted = {k: v[0].detach().requires_grad_() for k, v in meta.inner_step(params, select(trajs, index),
-                   False).items()}  # fmt: skip
+        adapted = {
+            k: v[0].detach().requires_grad_() for k, v in meta.inner_step(params, select(trajs, index), False).items()
+        }
         g = torch.autograd.grad(exact_return(policy, adapted, env, task, 1.0), list(adapted.values()))
         direct = [d + q[index].prod() * gi for d, gi in zip(direct, g, strict=True)]
     assert _max_err(expected_estimator(meta, env, task, 2), direct) < 1e-12

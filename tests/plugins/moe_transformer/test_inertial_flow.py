@@ -20,8 +20,9 @@ def test_matrix_least_squares_dissipates_exactly():
     target = torch.randn(7, 4, generator=gen, dtype=torch.float64)
     x0 = torch.randn(7, 4, generator=gen, dtype=torch.float64)
     p0 = torch.randn(7, 4, generator=gen, dtype=torch.float64)
-    traj = integrate_inertial(lambda x: 0.5 * (x - target).pow(2).sum(), x0, p0, eps=0.3, gamma=0.7, dt=1e-3,
-                              n_steps=3000)  # fmt: skip
+    traj = integrate_inertial(
+        lambda x: 0.5 * (x - target).pow(2).sum(), x0, p0, eps=0.3, gamma=0.7, dt=1e-3, n_steps=3000
+    )
     assert_dissipative(traj)
 
 

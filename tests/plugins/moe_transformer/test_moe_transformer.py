@@ -66,8 +66,10 @@ def test_muon_routes_the_real_model():
     muon = {n for g in opt.param_groups if g["use_muon"] for n in g["param_names"]}
     adamw = {n for g in opt.param_groups if not g["use_muon"] for n in g["param_names"]}
     assert {"model.embed.weight", "model.pos_embed", "model.lm_head.weight"} <= adamw
-    assert all(("norm" in n or n.endswith("bias")) for n in adamw - {"model.embed.weight", "model.pos_embed",
-                                                                   "model.lm_head.weight"})  # fmt: skip
+    assert all(
+        ("norm" in n or n.endswith("bias"))
+        for n in adamw - {"model.embed.weight", "model.pos_embed", "model.lm_head.weight"}
+    )
     assert "model.blocks.0.moe.experts_in" in muon and "model.blocks.1.attn.qkv.weight" in muon
     assert opt.views[dict(model.named_parameters())["model.blocks.0.moe.experts_in"]].matrix_shape == (4, 128, 64)
 

@@ -77,10 +77,12 @@ def test_alpha_and_rips_diagrams_equal_gudhi_intervals():
         rt = gudhi.RipsComplex(distance_matrix=distances, max_edge_length=0.35).create_simplex_tree(max_dimension=2)
         rt.compute_persistence()
         for k in (0, 1):
-            np.testing.assert_allclose(ours(alpha[k], i), finite_sorted(at.persistence_intervals_in_dimension(k)),
-                                       rtol=1e-10, atol=1e-14)  # fmt: skip
-            np.testing.assert_allclose(ours(rips[k], i), finite_sorted(rt.persistence_intervals_in_dimension(k)),
-                                       rtol=1e-12, atol=1e-14)  # fmt: skip
+            np.testing.assert_allclose(
+                ours(alpha[k], i), finite_sorted(at.persistence_intervals_in_dimension(k)), rtol=1e-10, atol=1e-14
+            )
+            np.testing.assert_allclose(
+                ours(rips[k], i), finite_sorted(rt.persistence_intervals_in_dimension(k)), rtol=1e-12, atol=1e-14
+            )
         assert len(ours(alpha[1], i)) > 3 and len(ours(rips[1], i)) > 0
 
 
@@ -118,8 +120,11 @@ def test_cubical_gradients_match_finite_differences(periodic, backend):
 def test_cripser_diagrams_equal_gudhi_on_3d_volumes_and_refuse_periodic():
     needs("cripser")
     volumes = torch.tensor(np.random.default_rng(7).standard_normal((2, 6, 7, 5)))
-    for ours_, theirs in zip(cubical_diagrams(volumes, (0, 1, 2), backend="cripser"),
-                             cubical_diagrams(volumes, (0, 1, 2), backend="gudhi"), strict=True):  # fmt: skip
+    for ours_, theirs in zip(
+        cubical_diagrams(volumes, (0, 1, 2), backend="cripser"),
+        cubical_diagrams(volumes, (0, 1, 2), backend="gudhi"),
+        strict=True,
+    ):
         for i in range(2):
             np.testing.assert_array_equal(ours(ours_, i), ours(theirs, i))
     with pytest.raises(ValueError, match="periodic"):

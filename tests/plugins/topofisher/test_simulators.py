@@ -17,8 +17,9 @@ from framework_plugins.topofisher.spiral import spiral_density
 
 def test_grf_exact_fisher_reference_values():
     f64 = GRF(n=64).exact_fisher()
-    torch.testing.assert_close(f64, torch.tensor([[2047.5, -1592.76], [-1592.76, 1765.32]], dtype=torch.float64),
-                               rtol=0, atol=0.01)  # fmt: skip
+    torch.testing.assert_close(
+        f64, torch.tensor([[2047.5, -1592.76], [-1592.76, 1765.32]], dtype=torch.float64), rtol=0, atol=0.01
+    )
     for n, value in ((32, 11.08), (64, 13.89), (128, 16.68)):
         assert torch.logdet(GRF(n=n).exact_fisher()).item() == pytest.approx(value, abs=0.01)
     ln_k = torch.log(wavenumbers(64).flatten()[1:])

@@ -17,8 +17,15 @@ from framework_plugins.topofisher.vectorizations import PersistenceImage, PersLa
 
 def fit_and_test(model: TopoFisher, data: TopoFisherData, steps: int, root) -> dict[str, float]:
     pl.seed_everything(0)
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+    )
     trainer.fit(model, datamodule=data)
     trainer.test(model, datamodule=data)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -46,9 +53,11 @@ def test_learned_compressor_reaches_moped_information_and_respects_the_bound(tmp
 def test_moped_compressor_is_fitted_on_training_simulations_and_predicts_p_summaries(tmp_path):
     sim = GRF(n=16)
     data = TopoFisherData(sim, n_train=256, n_val=64, n_test=128, batch_size=64)
-    summary = TopologicalSummary(PersistenceImage(bandwidth=0.4, resolution=(3, 3), birth_range=(-3, 1),
-                                                  persistence_range=(0, 2)), complex="periodic_cubical",
-                                 filtration=GaussianSmoothing(0.5))  # fmt: skip
+    summary = TopologicalSummary(
+        PersistenceImage(bandwidth=0.4, resolution=(3, 3), birth_range=(-3, 1), persistence_range=(0, 2)),
+        complex="periodic_cubical",
+        filtration=GaussianSmoothing(0.5),
+    )
     model = TopoFisher(summary, compressor="moped", regularizer_weight=0.0, moped_sims=256, optimizer=adam)
     metrics = fit_and_test(model, data, steps=2, root=tmp_path)
     assert (tmp_path / "figures" / "fisher_ellipses.png").is_file()
@@ -59,8 +68,9 @@ def test_moped_compressor_is_fitted_on_training_simulations_and_predicts_p_summa
 
 def test_mismatched_parameter_count_is_an_error(tmp_path):
     model = TopoFisher(PowerSpectrum(16, 4), n_params=3, optimizer=adam)
-    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         default_root_dir=tmp_path)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
     with pytest.raises(ValueError, match="n_params=3"):
         trainer.fit(model, datamodule=TopoFisherData(GRF(n=16), n_train=64, n_val=32, n_test=32, batch_size=32))
 

@@ -31,8 +31,9 @@ def random_diagrams(m: int = 3, p: int = 12, seed: int = 0) -> tuple[Diagram, li
 
 def test_persistence_image_equals_gudhi():
     diagram, arrays = random_diagrams()
-    ours = PersistenceImage(bandwidth=0.3, resolution=(8, 6), birth_range=(-2, 1), persistence_range=(0, 3),
-                            weight_power=1.0)(diagram)  # fmt: skip
+    ours = PersistenceImage(
+        bandwidth=0.3, resolution=(8, 6), birth_range=(-2, 1), persistence_range=(0, 3), weight_power=1.0
+    )(diagram)
     ref = GudhiImage(bandwidth=0.3, weight=lambda x: x[1], resolution=[8, 6], im_range=[-2, 1, 0, 3])
     np.testing.assert_allclose(ours.numpy(), ref.fit_transform(arrays), rtol=1e-10, atol=1e-14)
 
@@ -41,13 +42,14 @@ def test_landscape_and_silhouette_equal_gudhi():
     diagram, arrays = random_diagrams(seed=1)
     ref = GudhiLandscape(num_landscapes=4, resolution=20, sample_range=[-2, 3], keep_endpoints=True)
     ref.fit(arrays)
-    np.testing.assert_allclose(Landscape(4, 20, (-2, 3))(diagram).numpy() * np.sqrt(2), ref.transform(arrays),
-                               rtol=1e-10, atol=1e-12)  # fmt: skip
-    sil = GudhiSilhouette(weight=lambda x: (x[1] - x[0]) ** 2, resolution=20, sample_range=[-2, 3],
-                          keep_endpoints=True)  # fmt: skip
+    np.testing.assert_allclose(
+        Landscape(4, 20, (-2, 3))(diagram).numpy() * np.sqrt(2), ref.transform(arrays), rtol=1e-10, atol=1e-12
+    )
+    sil = GudhiSilhouette(weight=lambda x: (x[1] - x[0]) ** 2, resolution=20, sample_range=[-2, 3], keep_endpoints=True)
     sil.fit(arrays)
-    np.testing.assert_allclose(Silhouette(2.0, 20, (-2, 3))(diagram).numpy() * np.sqrt(2), sil.transform(arrays),
-                               rtol=1e-10, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        Silhouette(2.0, 20, (-2, 3))(diagram).numpy() * np.sqrt(2), sil.transform(arrays), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_betti_curve_equals_direct_count_and_smooth_version_converges():
