@@ -4,7 +4,7 @@ Gaussian mixture, n = 8000, d = 4000 (target: DD / GD <= 1.2).
     python scripts/bench_decoupled_descent.py [--n 8000] [--d 4000] [--width 1] [--repeats 30] [--threads 1]
         [--dtype float32]
 
-Both run :func:`framework_plugins.decoupled_descent.step.full_batch_step` (the LightningModule's step) in this
+Both run :func:`framework.optim.decoupled_step.full_batch_step` (the LightningModule's step) in this
 process with ``torch.optim.SGD``: GD is forward X W / sqrt(d), logistic loss, backward, SGD step; DD adds the
 Onsager memory (gather of M, the per-sample Hessian by autograd, the K x K matrix C, the memory update).
 Iterations alternate DD / GD so both see the same machine load; the time is the median over ``repeats`` after a warm-up.
@@ -19,9 +19,9 @@ import time
 import torch
 
 from framework.optim.decoupled_descent import OnsagerMemory
-from framework_plugins.decoupled_descent.net import ReadoutNetwork
+from framework.optim.decoupled_step import full_batch_step
+from framework.optim.readout import ReadoutNetwork
 from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions
-from framework_plugins.decoupled_descent.step import full_batch_step
 
 
 def main() -> None:

@@ -28,8 +28,9 @@ GENERIC_ALLOW_LIST = {
     # do today); the core is where a swappable optimizer belongs.
     "framework.optim.muon",
     "framework.callbacks.hamiltonian",
-    # A model-agnostic optimizer any config can select; the mission asks for it as the pluggable alternative to Muon.
-    "framework.optim.decoupled_descent",
+    # The decoupled-descent probe: a callback any model with probe_features() can use (graph_sparsify's today; the
+    # decoupled_descent plugin uses the DD optimizer modules it is built on).
+    "framework.callbacks.decoupled_probe",
     # Helpers for the test suite and conformance checks (tests are their users, not plugins).
     "framework.testing.digest",
     "framework.testing.toy",

@@ -36,6 +36,20 @@ import torch
 from torch import nn
 
 
+def standardize(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Centre by the mean of ``reference`` rows and scale so that their mean per-coordinate variance is 1
+    (real features put on the scale of the model x = y v / sqrt(d) + sqrt(Delta) z). x: (m, d) -> (m, d)."""
+    mean = reference.mean(0)
+    return (x - mean) / (reference - mean).pow(2).mean().sqrt()
+
+
+def estimate_noise_var(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Delta^ = mean_i ||x_i - mu_{y_i}||^2 / d with class means mu_{+-1} (heuristic off the Gaussian mixture).
+    x: (n, d), y: (n,) in {-1, +1}."""
+    centred = torch.where((y > 0)[:, None], x - x[y > 0].mean(0), x - x[y < 0].mean(0))
+    return float(centred.pow(2).mean())
+
+
 def corrected_preactivations(raw: torch.Tensor, memory: torch.Tensor, noise_var: float) -> torch.Tensor:
     """P = A - Delta M: raw preactivations minus the Onsager memory term. raw, memory: (n, K) -> (n, K)."""
     return raw - noise_var * memory

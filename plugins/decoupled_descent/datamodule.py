@@ -8,14 +8,13 @@ from typing import Literal
 import torch
 
 from framework.data import TensorSplitsDataModule
+from framework.optim.decoupled_descent import estimate_noise_var, standardize
 from framework_plugins.decoupled_descent.real_data import (
     binary_labels,
     cifar10,
-    estimate_noise_var,
     mnist,
     random_features,
     sklearn_digits,
-    standardize,
 )
 from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions, xor_mixture
 

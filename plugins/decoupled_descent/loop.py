@@ -1,5 +1,5 @@
 """A plain full-batch training loop (no Lightning) for tests, the reproduction and the benchmark; each step is
-:func:`framework_plugins.decoupled_descent.step.full_batch_step`, the same as in the LightningModule."""
+:func:`framework.optim.decoupled_step.full_batch_step`, the same as in the LightningModule."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 
 from framework.optim.decoupled_descent import OnsagerMemory
-from framework_plugins.decoupled_descent.net import ReadoutNetwork
-from framework_plugins.decoupled_descent.step import full_batch_step
+from framework.optim.decoupled_step import full_batch_step
+from framework.optim.readout import ReadoutNetwork
 
 
 def train_full_batch(

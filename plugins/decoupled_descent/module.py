@@ -13,9 +13,9 @@ from torchmetrics import MeanMetric
 from framework.figures import figure
 from framework.module import FrameworkModule
 from framework.optim.decoupled_descent import OnsagerMemory, sgd_coefficients
-from framework_plugins.decoupled_descent.net import Activation, ReadoutNetwork, classification_error
+from framework.optim.decoupled_step import full_batch_step
+from framework.optim.readout import Activation, ReadoutNetwork, classification_error
 from framework_plugins.decoupled_descent.state_evolution import state_evolution
-from framework_plugins.decoupled_descent.step import full_batch_step
 
 SE_SEED = 4242
 MAX_SE_STEPS = 2000

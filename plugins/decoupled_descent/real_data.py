@@ -66,21 +66,9 @@ def binary_labels(classes: torch.Tensor, positive_classes: list[int]) -> torch.T
     return torch.isin(classes, torch.as_tensor(list(positive_classes))).to(torch.float64) * 2 - 1
 
 
-def standardize(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Centre by the mean of ``reference`` rows and scale so that their mean per-coordinate variance is 1."""
-    mean = reference.mean(0)
-    return (x - mean) / (reference - mean).pow(2).mean().sqrt()
-
-
 def random_features(x: torch.Tensor, n_features: int, seed: int) -> torch.Tensor:
     """Frozen random features tanh(x F^T / sqrt(D)), F (n_features, D) ~ N(0, 1) seeded.
     x: (n, D) -> (n, n_features)."""
     gen = torch.Generator().manual_seed(seed)
     weights = torch.randn(n_features, x.shape[1], generator=gen, dtype=x.dtype)
     return torch.tanh(x @ weights.T / math.sqrt(x.shape[1]))
-
-
-def estimate_noise_var(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Delta^ = mean_i ||x_i - mu_{y_i}||^2 / d with class means mu_{+-1} (heuristic off the Gaussian mixture)."""
-    centred = torch.where((y > 0)[:, None], x - x[y > 0].mean(0), x - x[y < 0].mean(0))
-    return float(centred.pow(2).mean())

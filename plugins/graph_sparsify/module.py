@@ -31,6 +31,7 @@ class SparsifiedGraph(Protocol):
     graph: dict[str, torch.Tensor]  # after setup: x (n, d), y (n,), dense/sparse edge index (2, m) and weight (m,)
     certificate: EpsCertificate  # the measured spectral approximation eps of H against G
     sparsified: Sparsified  # the sparsifier's output (kept_fraction of the edges)
+    splits: dict[str, tuple[torch.Tensor, ...]]  # split -> (node indices,)
 
 
 class TwinSparsifiedGNN(FrameworkModule):
@@ -79,7 +80,7 @@ class TwinSparsifiedGNN(FrameworkModule):
 
     def setup(self, stage: str) -> None:
         data = self.data(SparsifiedGraph)
-        self.graph = data.graph
+        self.graph, self.node_splits = data.graph, {k: v[0] for k, v in data.splits.items()}
         x, y = self.graph["x"], self.graph["y"]
         hp = self.hparams
         if x.shape[1] != hp.in_channels or int(y.max()) + 1 > hp.num_classes:
@@ -169,6 +170,16 @@ class TwinSparsifiedGNN(FrameworkModule):
             pairs[f"same_weights/layer{i}"] = (x, y_same)
             pairs[f"twin/layer{i}"] = (x, y_twin)
         return pairs, self.graph["y"].to(self.device)
+
+    @torch.no_grad()
+    def probe_features(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """For :class:`~framework.callbacks.DecoupledProbe`: the sparse twin's first-layer representation on H (the
+        hidden layer before ReLU; the propagated output for gpr / bern) at the split's nodes, (n, width), and binary
+        labels (n,): +1 for the first half of the classes, -1 otherwise."""
+        nodes = self.node_splits[split].to(self.device)
+        features = self.run(self.sparse_model, "sparse")[1][0][nodes]
+        classes = self.graph["y"].to(self.device)[nodes]
+        return features, torch.where(classes < self.hparams.num_classes // 2, 1.0, -1.0)
 
     def on_fit_end(self) -> None:
         if not self.history:

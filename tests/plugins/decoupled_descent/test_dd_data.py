@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from framework.optim.decoupled_descent import estimate_noise_var
 from framework_plugins.decoupled_descent.datamodule import DecoupledDescentData
-from framework_plugins.decoupled_descent.real_data import cifar10, estimate_noise_var, mnist
+from framework_plugins.decoupled_descent.real_data import cifar10, mnist
 from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions, xor_mixture
 
 

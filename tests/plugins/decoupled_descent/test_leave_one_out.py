@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from framework.optim.decoupled_descent import OnsagerMemory
-from framework_plugins.decoupled_descent.net import ReadoutNetwork
+from framework.optim.decoupled_step import full_batch_step
+from framework.optim.readout import ReadoutNetwork
 from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions
-from framework_plugins.decoupled_descent.step import full_batch_step
 
 LR, DELTA = 0.5, 1.0
 

@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from framework.callbacks import DecoupledProbe
 from framework_plugins.graph_sparsify import GeometryProbe, GraphSparsifyData, TwinSparsifiedGNN
 from framework_plugins.graph_sparsify.module import weight_distance
 
@@ -65,3 +66,25 @@ def test_mismatched_model_dimensions_are_a_clear_error():
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     with pytest.raises(ValueError, match="in_channels=16"):
         trainer.fit(model, data)
+
+
+def test_the_decoupled_probe_reads_the_twin_representations_and_logs_its_errors():
+    pl.seed_everything(0, workers=True)
+    data = GraphSparsifyData(dataset="sbm", num_nodes=120, sparsifier="effective_resistance", batch_size=16)
+    model = TwinSparsifiedGNN(kind="cheb", in_channels=16, hidden=8, num_classes=4)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[DecoupledProbe(steps=20)],
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, data)
+    features, labels = model.probe_features("train")
+    assert features.shape == (len(data.splits["train"][0]), 8) and set(labels.tolist()) == {-1.0, 1.0}
+    classes = data.graph["y"][data.splits["train"][0]]
+    assert torch.equal(labels > 0, classes < 2)
+    for key in ("raw_train_error", "corrected_train_error", "test_error"):
+        assert 0 <= trainer.callback_metrics[f"val/probe/{key}"].item() <= 1

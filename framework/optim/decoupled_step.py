@@ -1,5 +1,5 @@
-"""One full-batch step of decoupled descent (DD) or plain gradient descent (GD), shared by the LightningModule and
-the plain loops of the tests, the reproduction and the benchmark.
+"""One full-batch step of decoupled descent (DD) or plain gradient descent (GD), shared by the decoupled_descent
+plugin, the :class:`~framework.callbacks.DecoupledProbe` callback and the plain loops of tests and benchmarks.
 
 DD (framework.optim.decoupled_descent):  P = A - Delta M;  SGD step on W with the gradient of sum_i l(P_i, y_i)
 (M fixed);  M <- SGD filter of G + M (lam I + C)^T.   GD: the same with P = A (no memory).
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from framework.optim.decoupled_descent import OnsagerMemory, onsager_matrix, per_sample_derivatives, sgd_coefficients
-from framework_plugins.decoupled_descent.net import ReadoutNetwork, classification_error
+from framework.optim.readout import ReadoutNetwork, classification_error
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 
