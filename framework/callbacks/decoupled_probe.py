@@ -43,11 +43,12 @@ def fit_decoupled_probe(
     """
     if steps < 1 or lr <= 0:
         raise ValueError(f"steps={steps}, lr={lr}: the probe needs steps >= 1 and lr > 0.")
-    x_train, y_train = x_train.detach().double(), y_train.detach().double()
-    x_test, y_test = standardize(x_test.detach().double(), x_train), y_test.detach().double()
-    x_train = standardize(x_train, x_train)
-    n, d = x_train.shape
-    with torch.enable_grad(), torch.inference_mode(False):
+    with torch.enable_grad(), torch.inference_mode(False):  # copies: test-time features are inference tensors
+        x_train, y_train, x_test, y_test = (
+            t.detach().to(torch.float64, copy=True) for t in (x_train, y_train, x_test, y_test)
+        )
+        x_test, x_train = standardize(x_test, x_train), standardize(x_train, x_train)
+        n, d = x_train.shape
         net = ReadoutNetwork(d).double()
         memory = OnsagerMemory(1, estimate_noise_var(x_train, y_train))
         memory.allocate(n)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from framework_plugins.gap_transformer.schema import FEATURES
+
 MONTHS = (0, 6, 12, 18, 24, 36, 48, 60, 72, 84, 96, 108, 120)
 SLOPES = ((0.1, 0.1), (0.5, 0.2), (1.5, 0.4))  # (mean, sd) per class: stable, slow, fast
 MISSING = {"cognition": 0.05, "mri": 0.30, "FDG": 0.74, "AV45": 0.80, "csf": 0.80}
@@ -155,19 +157,7 @@ def simulate_cohort(n_participants: int = 858, seed: int = 0, attrition: float =
         "PTGENDER",
         "PTEDUCAT",
         "APOE4",
-        "CDRSB",
-        "MMSE",
-        "ADAS13",
-        "FAQ",
-        "Hippocampus",
-        "Ventricles",
-        "WholeBrain",
-        "ICV",
-        "FDG",
-        "AV45",
-        "ABETA",
-        "TAU",
-        "PTAU",
+        *FEATURES,
         "SLOPE_CLASS",
     ]
     return frame.reindex(columns=columns)

@@ -33,6 +33,16 @@ def _run_framework(args: list[str], env: dict[str, str], cwd: Path, timeout: int
     )
 
 
+def _assert_demo_runs(env: dict[str, str], cwd: Path) -> None:
+    """``framework demo`` (the default plugin), shortened, fits and tests in ``cwd`` and writes its checkpoint."""
+    short = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    short += ["--trainer.limit_test_batches=1", "--trainer.enable_progress_bar=false", "--run_dir=demo"]
+    ran = _run_framework(["demo", *short], env, cwd, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "== test finished: FlowMatching ==" in ran.stdout
+    assert (cwd / "demo" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_every_builtin_plugin_declares_its_config_folder_and_a_runnable_demo():
     infos = {info.name: info for info in load_plugins()}
     assert set(BUILTIN) <= set(infos)
@@ -167,18 +177,7 @@ def test_a_wheel_installed_outside_the_source_tree_lists_and_runs_every_config(t
     for config in shipped:
         assert str(site / "framework_plugins" / "configs" / config) in listed.stdout, config
 
-    short = [
-        "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=2",
-        "--trainer.limit_val_batches=1",
-        "--trainer.limit_test_batches=1",
-        "--trainer.enable_progress_bar=false",
-        "--run_dir=demo",
-    ]
-    ran = _run_framework(["demo", *short], env, work, timeout=600)
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    assert "== test finished: FlowMatching ==" in ran.stdout
-    assert (work / "demo" / "checkpoints" / "last.ckpt").is_file()
+    _assert_demo_runs(env, work)
 
 
 def _extra_only_modules() -> set[str]:
@@ -234,14 +233,4 @@ def test_the_core_runs_without_any_plugin_extra(tmp_path):
     for plugin in ("gap_transformer", "graph_sparsify", "meta_rl", "topofisher"):
         assert f"pip install 'framework[{plugin}]'" in listed.stdout, listed.stdout
     assert "FlowMatching" in listed.stdout
-    short = [
-        "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=2",
-        "--trainer.limit_val_batches=1",
-        "--trainer.limit_test_batches=1",
-        "--trainer.enable_progress_bar=false",
-        "--run_dir=demo",
-    ]
-    ran = _run_framework(["demo", *short], env, tmp_path, timeout=600)
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    assert "== test finished: FlowMatching ==" in ran.stdout
+    _assert_demo_runs(env, tmp_path)

@@ -88,3 +88,5 @@ def test_the_decoupled_probe_reads_the_twin_representations_and_logs_its_errors(
     assert torch.equal(labels > 0, classes < 2)
     for key in ("raw_train_error", "corrected_train_error", "test_error"):
         assert 0 <= trainer.callback_metrics[f"val/probe/{key}"].item() <= 1
+    trainer.test(model, data)  # test-time features are inference tensors
+    assert 0 <= trainer.callback_metrics["test/probe/corrected_train_error"].item() <= 1
