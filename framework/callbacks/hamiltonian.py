@@ -18,7 +18,7 @@ class HamiltonianMonitor(Callback):
     = the group's ``reg_eps``, in the buffer's convention), and ``energy/H`` = f + K; at the end of training, the
     figure ``energy`` of the three curves.
 
-    In continuous time H is non-increasing (see ``framework_plugins.moe_transformer.inertial_flow``); discrete
+    In continuous time H is non-increasing (derivation and check: docs/muon.md); discrete
     steps with noisy gradients only approximately dissipate it, so this is a monitor, not an assertion.
     """
 
