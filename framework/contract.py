@@ -29,14 +29,14 @@ def check_data_contract(model: Any, datamodule: Any, contract: type[T]) -> T:
         DataContractError: no datamodule, or one missing a member; one line naming the model, the datamodule, the
             missing member and what the model needs.
     """
-    model_name = type(model).__name__
-    needs = ", ".join(required_members(contract))
+    model_name, members = type(model).__name__, required_members(contract)
+    needs = ", ".join(members)
     if datamodule is None:
         raise DataContractError(
             f"{model_name} needs a datamodule providing {needs} ({contract.__name__}); the trainer has none "
             f"(pass --data or datamodule=...)."
         )
-    missing = [name for name in required_members(contract) if not hasattr(datamodule, name)]
+    missing = [name for name in members if not hasattr(datamodule, name)]
     if missing:
         raise DataContractError(
             f"{model_name} cannot train on {type(datamodule).__name__}: it has no {missing[0]!r} "

@@ -4,7 +4,7 @@ a probe trained on the training set track its error on held-out samples, where t
 The readout/probe protocol: a LightningModule exposes ``probe_features(split)`` (see :class:`ProbeFeatures`);
 the callback standardizes the training features, estimates Delta, and trains the GLM f(x) = x . w / sqrt(d)
 (logistic loss, W^0 = 0, full-batch SGD) by decoupled descent (:func:`framework.optim.decoupled_step.full_batch_step`
-with an :class:`~framework.optim.decoupled_descent.OnsagerMemory`).
+through :func:`framework.optim.decoupled_loop.train_full_batch`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from framework.optim.decoupled_descent import OnsagerMemory, estimate_noise_var, standardize
-from framework.optim.decoupled_step import full_batch_step
+from framework.optim.decoupled_descent import estimate_noise_var, standardize
+from framework.optim.decoupled_loop import train_full_batch
 from framework.optim.readout import ReadoutNetwork, classification_error
 
 
@@ -48,20 +48,16 @@ def fit_decoupled_probe(
             t.detach().to(torch.float64, copy=True) for t in (x_train, y_train, x_test, y_test)
         )
         x_test, x_train = standardize(x_test, x_train), standardize(x_train, x_train)
-        n, d = x_train.shape
-        net = ReadoutNetwork(d).double()
-        memory = OnsagerMemory(1, estimate_noise_var(x_train, y_train))
-        memory.allocate(n)
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        index = torch.arange(n)
-        history: dict[str, list[float]] = {"raw_error": [], "corrected_error": [], "test_error": []}
-        for _ in range(steps):
+
+        def test_error(net: ReadoutNetwork) -> dict[str, float]:
             with torch.no_grad():
-                history["test_error"].append(classification_error(net(x_test), y_test).mean().item())
-            stats = full_batch_step(net, optimizer, x_train, y_train, index, memory)
-            history["raw_error"].append(stats["raw_error"].item())
-            history["corrected_error"].append(stats["corrected_error"].item())
-    return history
+                return {"test_error": classification_error(net(x_test), y_test).mean().item()}
+
+        net = ReadoutNetwork(x_train.shape[1]).double()
+        noise_var = estimate_noise_var(x_train, y_train)
+        history, _ = train_full_batch(net, x_train, y_train, steps, "dd", noise_var, test_error, lr=lr)
+    history["test_error"] = history["test_error"][:steps]  # of W^0 .. W^{steps-1}, like the train errors
+    return {key: history[key] for key in ("raw_error", "corrected_error", "test_error")}
 
 
 class DecoupledProbe(Callback):

@@ -83,7 +83,7 @@ class DecoupledDescentClassifier(FrameworkModule):
         )
 
     def setup(self, stage: str) -> None:
-        data = self.data(FullBatchClassification)
+        self._data = data = self.data(FullBatchClassification)
         if data.n_features != self.net.n_features:
             raise ValueError(
                 f"model.init_args.n_features={self.net.n_features} but the data has {data.n_features} features; "
@@ -95,7 +95,7 @@ class DecoupledDescentClassifier(FrameworkModule):
                 self.memory.allocate(data.n_train)
 
     def on_fit_start(self) -> None:
-        data, hp = self.data(FullBatchClassification), self.hparams
+        data, hp = self._data, self.hparams
         steps = self.trainer.estimated_stepping_batches
         glm = hp.width == 1 and hp.activation == "linear" and hp.init_scale == 0 and hp.method == "dd"
         if data.snr is None or not glm or self.lr_schedulers() is not None or math.isinf(steps):

@@ -114,7 +114,7 @@ class TopoFisher(FrameworkModule):
         self._held_out: list[torch.Tensor] = []
 
     def setup(self, stage: str) -> None:
-        data = self.data(SeedMatchedSimulations)
+        self._data = data = self.data(SeedMatchedSimulations)
         simulator = data.simulator
         if simulator.n_params != self.n_params:
             raise ValueError(f"model.init_args.n_params={self.n_params} but the simulator has {simulator.n_params}.")
@@ -142,7 +142,7 @@ class TopoFisher(FrameworkModule):
 
     def _train_items(self, n: int, k: int | None = None) -> list[torch.Tensor]:
         """The first n training items (only their first k simulations), in the form the loaders serve."""
-        items = self.data(SeedMatchedSimulations).first_items("train", n)
+        items = self._data.first_items("train", n)
         return [t[:, :k].to(self.device) for t in items]
 
     @torch.no_grad()
@@ -208,7 +208,7 @@ class TopoFisher(FrameworkModule):
 
     def _figures(self, fisher: torch.Tensor) -> None:
         log_figure(self.trainer, "fisher_ellipses", fisher_figure(fisher, self.exact_fisher, self.dtheta))
-        x = self.data(SeedMatchedSimulations).splits["test"][0][:1, 0].to(self.device)
+        x = self._data.splits["test"][0][:1, 0].to(self.device)
         if hasattr(self.summary, "diagrams"):
             with torch.no_grad():
                 log_figure(self.trainer, "diagrams", diagram_figure(self.summary.diagrams(x), self.summary.dims))

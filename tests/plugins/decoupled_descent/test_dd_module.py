@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from framework.callbacks import FiniteLossGuard, NonFiniteLossError, RNGStateCallback
+from framework.optim.decoupled_loop import train_full_batch
 from framework.optim.readout import ReadoutNetwork
 from framework_plugins.decoupled_descent import DecoupledDescentClassifier, DecoupledDescentData
-from framework_plugins.decoupled_descent.loop import train_full_batch
 
 
 def sgd(lr: float):

@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
+from framework.optim.decoupled_loop import train_full_batch
 from framework.optim.readout import ReadoutNetwork
-from framework_plugins.decoupled_descent.loop import train_full_batch
 from framework_plugins.decoupled_descent.simulators import gaussian_mixture, signal_directions
 from framework_plugins.decoupled_descent.state_evolution import state_evolution
 

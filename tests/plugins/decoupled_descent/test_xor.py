@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 
 from framework.optim.decoupled_descent import per_sample_derivatives
+from framework.optim.decoupled_loop import train_full_batch
 from framework.optim.readout import ReadoutNetwork, classification_error
-from framework_plugins.decoupled_descent.loop import train_full_batch
 from framework_plugins.decoupled_descent.simulators import signal_directions, xor_mixture
 
 

@@ -1,5 +1,5 @@
-"""A plain full-batch training loop (no Lightning) for tests, the reproduction and the benchmark; each step is
-:func:`framework.optim.decoupled_step.full_batch_step`, the same as in the LightningModule."""
+"""A plain full-batch training loop (no Lightning) for the DecoupledProbe callback, tests and the reproduction;
+each step is :func:`framework.optim.decoupled_step.full_batch_step`, the same as in the LightningModule."""
 
 from __future__ import annotations
 
