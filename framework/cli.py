@@ -2,7 +2,8 @@
 
 ``framework fit|validate|test|predict --config configs/<plugin>/<name>.yaml [overrides]`` runs a Trainer method;
 ``framework plugins`` lists what is installed; ``framework demo [plugin]`` fits and tests a plugin's demo config (the
-plugin marked ``DEFAULT_DEMO`` when none is named).
+plugin marked ``DEFAULT_DEMO`` when none is named); ``framework experiment run|report`` and ``framework tune`` run
+experiment files and Optuna searches (:mod:`framework.experiments`).
 
 Every run lives in one directory, ``runs/<config-dir>/<config-name>/version_<k>/`` (or ``--run_dir``): the
 resolved ``config.yaml``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and the offline ``wandb/`` run.
@@ -12,6 +13,7 @@ resolved ``config.yaml``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -28,6 +30,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from framework.callbacks import (
     AtomicModelCheckpoint,
     FiniteLossGuard,
+    MetricHistory,
     NonFiniteLossError,
     PredictionWriter,
     RNGStateCallback,
@@ -35,12 +38,14 @@ from framework.callbacks import (
 from framework.checkpoint import CheckpointError, load_checkpoint_safely
 from framework.config_keys import ConfigValueError, with_config_key
 from framework.contract import DataContractError
+from framework.experiments.spec import ExperimentError
 from framework.registry import PluginLookupError, demo_config, format_plugins, load_plugins
 
 DEFAULT_SEED = 1234
 RUNS_ROOT = Path("runs")
 RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child processes (they re-run sys.argv)
 WANDB_ID_FILE = "wandb_run_id.txt"
+EXPERIMENT_ENV = "FRAMEWORK_EXPERIMENT"  # JSON {experiment, variant, seed} set by `framework experiment run`
 LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
 USER_ERRORS = (
     CheckpointError,
@@ -49,17 +54,22 @@ USER_ERRORS = (
     PluginLookupError,
     DataContractError,
     ConfigValueError,
+    ExperimentError,
 )
 
 
 class ConfigSaver(SaveConfigCallback):
     """Save the resolved config to the run dir (``config.yaml`` for fit, ``config_<cmd>.yaml`` otherwise) and
-    record it in every logger (W&B run config, CSV/TensorBoard hparams)."""
+    record it in every logger (W&B run config, CSV/TensorBoard hparams), with the experiment/variant/seed of a run
+    launched by ``framework experiment run``."""
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
+        record: dict[str, Any] = {"config": config}
+        if os.environ.get(EXPERIMENT_ENV):
+            record["experiment"] = json.loads(os.environ[EXPERIMENT_ENV])
         for logger in trainer.loggers:
-            logger.log_hyperparams({"config": config})
+            logger.log_hyperparams(record)
 
 
 class FrameworkCLI(LightningCLI):
@@ -74,7 +84,9 @@ class FrameworkCLI(LightningCLI):
 
     run_dir: Path
 
-    def __init__(self, args: ArgsType = None, run: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, args: ArgsType = None, run: bool = True, extra_callbacks: list[Any] | None = None, **kwargs: Any
+    ) -> None:
         load_plugins()
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
         kwargs.setdefault("auto_configure_optimizers", False)
@@ -86,9 +98,8 @@ class FrameworkCLI(LightningCLI):
             "parser_kwargs",
             {"fit": no_abbrev, "validate": no_abbrev, "test": no_abbrev, "predict": no_abbrev, **no_abbrev},
         )
-        kwargs.setdefault(
-            "trainer_defaults", {"callbacks": [FiniteLossGuard(), RNGStateCallback(), PredictionWriter()]}
-        )
+        defaults = [FiniteLossGuard(), RNGStateCallback(), PredictionWriter(), MetricHistory()]
+        kwargs.setdefault("trainer_defaults", {"callbacks": [*defaults, *(extra_callbacks or [])]})
         try:
             super().__init__(
                 model_class=LightningModule,
@@ -325,6 +336,13 @@ def main(args: ArgsType = None) -> FrameworkCLI | None:
             return None
         if argv is not None and argv[:1] == ["demo"]:
             demo(argv[1:])
+            return None
+        if argv is not None and argv[:1] in (["experiment"], ["tune"]):
+            from framework.experiments import commands  # imports this module: loaded on demand
+
+            status = commands.experiment(argv[1:]) if argv[0] == "experiment" else commands.tune(argv[1:])
+            if status:
+                raise SystemExit(status)
             return None
         return FrameworkCLI(args=args)
     except USER_ERRORS as err:

@@ -6,7 +6,8 @@ the CLI (``--model FlowMatching``). The plugin module declares, as module attrib
 
 - ``CONFIG_DIR`` (optional): the folder of its configs; every ``*.yaml`` below it (nested folders included) is listed
   by ``framework plugins``. Configs in a ``real_data/`` folder read files the user supplies, so the conformance suite
-  only parses them; every other config must run on built-in data.
+  only parses them; every other config must run on built-in data. Files in an ``experiments/`` folder are experiment
+  files (``framework experiment run``), listed separately.
 - ``DEMO_CONFIG`` (optional): the config ``framework demo <name>`` fits and tests; ``DEFAULT_DEMO = True`` makes it
   the one ``framework demo`` runs without a name.
 
@@ -28,6 +29,7 @@ import lightning.pytorch as pl
 
 ENTRY_POINT_GROUP = "framework.plugins"
 REAL_DATA_DIR = "real_data"  # configs below a folder of this name need user-supplied files
+EXPERIMENTS_DIR = "experiments"  # experiment files (framework experiment run), not configs
 
 
 class PluginLookupError(LookupError):
@@ -43,6 +45,7 @@ class PluginInfo:
     models: tuple[str, ...] = ()
     datamodules: tuple[str, ...] = ()
     configs: tuple[Path, ...] = field(default_factory=tuple)
+    experiments: tuple[Path, ...] = field(default_factory=tuple)
     config_dir: Path | None = None
     demo: Path | None = None
     default_demo: bool = False
@@ -93,7 +96,9 @@ def _missing_dependency(ep: EntryPoint, err: ModuleNotFoundError) -> str | None:
 def _describe(ep: EntryPoint, module: ModuleType) -> PluginInfo:
     own = getattr(module, "CONFIG_DIR", None)
     config_dir = Path(own) if own is not None else None
-    configs = tuple(sorted(config_dir.rglob("*.yaml"))) if config_dir is not None and config_dir.is_dir() else ()
+    found = tuple(sorted(config_dir.rglob("*.yaml"))) if config_dir is not None and config_dir.is_dir() else ()
+    experiments = tuple(p for p in found if EXPERIMENTS_DIR in p.relative_to(config_dir).parts[:-1])
+    configs = tuple(p for p in found if p not in experiments)
     demo = getattr(module, "DEMO_CONFIG", None)
     return PluginInfo(
         name=ep.name,
@@ -101,6 +106,7 @@ def _describe(ep: EntryPoint, module: ModuleType) -> PluginInfo:
         models=_defined_subclasses(module, pl.LightningModule),
         datamodules=_defined_subclasses(module, pl.LightningDataModule),
         configs=configs,
+        experiments=experiments,
         config_dir=config_dir,
         demo=Path(demo) if demo is not None else None,
         default_demo=bool(getattr(module, "DEFAULT_DEMO", False)),
@@ -142,6 +148,11 @@ def _broken(ep: EntryPoint, err: Exception) -> ImportError:
 def all_configs() -> list[Path]:
     """Every config that runs on built-in data, of every importable plugin (the conformance suite runs these)."""
     return [cfg for info in load_plugins() for cfg in info.builtin_data_configs()]
+
+
+def all_experiments() -> list[Path]:
+    """Every experiment file (``<CONFIG_DIR>/experiments/*.yaml``) of every importable plugin."""
+    return [path for info in load_plugins() for path in info.experiments]
 
 
 def config_dir(plugin: str) -> Path:
@@ -197,6 +208,8 @@ def format_plugins(infos: tuple[PluginInfo, ...]) -> str:
         lines.append(f"  datamodules: {', '.join(info.datamodules) or '-'}")
         cfgs = [_display_path(c) for c in info.configs]
         lines.append(f"  configs:     {', '.join(cfgs) or '-'}")
+        if info.experiments:
+            lines.append(f"  experiments: {', '.join(_display_path(e) for e in info.experiments)}")
         if info.demo is not None:
             lines.append(f"  demo:        framework demo {info.name}{'  (the default)' if info.default_demo else ''}")
     return "\n".join(lines)

@@ -1,10 +1,11 @@
-"""Callbacks any plugin can use. The CLI adds ``AtomicModelCheckpoint``, ``FiniteLossGuard`` and ``RNGStateCallback``
-to every run."""
+"""Callbacks any plugin can use. The CLI adds ``AtomicModelCheckpoint``, ``FiniteLossGuard``, ``RNGStateCallback``,
+``PredictionWriter`` and ``MetricHistory`` to every run."""
 
 from framework.callbacks.checkpoint import AtomicModelCheckpoint
 from framework.callbacks.decoupled_probe import DecoupledProbe, ProbeFeatures
 from framework.callbacks.finite_loss import FiniteLossGuard, NonFiniteLossError
 from framework.callbacks.hamiltonian import HamiltonianMonitor
+from framework.callbacks.metric_history import MetricHistory, read_history
 from framework.callbacks.predictions import PredictionWriter
 from framework.callbacks.rng_state import RNGStateCallback
 
@@ -13,8 +14,10 @@ __all__ = [
     "DecoupledProbe",
     "FiniteLossGuard",
     "HamiltonianMonitor",
+    "MetricHistory",
     "NonFiniteLossError",
     "PredictionWriter",
     "ProbeFeatures",
     "RNGStateCallback",
+    "read_history",
 ]

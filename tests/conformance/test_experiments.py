@@ -1,0 +1,39 @@
+"""Every experiment file of every plugin runs end to end in its smoke size, through the real runner and report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from framework.experiments.report import write_report
+from framework.experiments.runner import read_results, run_experiment
+from framework.experiments.spec import load_experiment
+from framework.registry import all_experiments
+
+EXPERIMENTS = all_experiments()
+
+
+def _id(path) -> str:
+    return f"{path.parent.parent.name}/{path.stem}"
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=_id)
+def test_experiment_file_parses(path):
+    full, smoke = load_experiment(path), load_experiment(path, smoke=True)
+    assert len(full.seeds) >= len(smoke.seeds) >= 1 and full.metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=_id)
+def test_experiment_runs_in_smoke_size(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    out, failed = run_experiment(path, tmp_path / "out", smoke=True, jobs=2)
+    records = read_results(out)
+    assert failed == 0, [r.get("error") for r in records if r["status"] != "ok"]
+    exp = load_experiment(path, smoke=True)
+    assert len(records) == len(exp.variants) * len(exp.seeds)
+    write_report(out)
+    summary = json.loads((out / "summary.json").read_text())["metrics"]
+    for metric in exp.metrics:
+        assert all(v["n"] == len(exp.seeds) for v in summary[metric]["variants"].values()), metric

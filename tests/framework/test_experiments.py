@@ -1,0 +1,236 @@
+"""Experiments: the file format, the runner (skip, resume after SIGKILL, failures), tuning, statistics and reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from scipy import stats
+
+from framework.cli import FrameworkCLI
+from framework.experiments.report import embed, latest_runs, summarize_experiment, write_report
+from framework.experiments.runner import read_results, run_experiment
+from framework.experiments.spec import ExperimentError, load_experiment
+from framework.experiments.stats import paired_difference, summarize
+from framework.experiments.tune import OptunaPruning, run_study
+
+BASE = {
+    "trainer": {"max_epochs": 2, "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger"}},
+    "model": {
+        "class_path": "framework.testing.toy.ToyRegression",
+        "init_args": {"hidden": 8, "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05}}},
+    },
+    "data": {"class_path": "framework.testing.toy.ToyRegressionData", "init_args": {"n": 64}},
+}
+
+
+def write_experiment(tmp_path: Path, **fields: object) -> Path:
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    spec = {
+        "base": "base.yaml",
+        "seed": {"values": [0, 1], "sets": ["seed_everything", "data.init_args.seed"]},
+        "variants": {"sgd": [], "wide": [{"model.init_args.hidden": 16}]},
+        "reference": "sgd",
+        "metrics": {"test/loss": "min"},
+        "smoke": {"seeds": [0], "set": {"trainer.max_epochs": 1}},
+        **fields,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+# -- the file format --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"reference": "adam"}, "reference='adam'"),
+        ({"metrics": {"test/loss": "lowest"}}, "metrics.test/loss='lowest'"),
+        ({"tune": {"metric": "test/loss", "trials": 2, "space": {"a": {"low": 0, "high": 1}}}}, "validation data only"),
+        (
+            {"variants": {"a": {"space": {"x": {"low": 0, "high": 1}}}, "b": []}, "reference": "a"},
+            "add a tune: section",
+        ),
+        ({"variants": {"a": ["missing.yaml"]}, "reference": None}, "no such config file"),
+        ({"colour": "red"}, "known keys are"),
+    ],
+)
+def test_malformed_experiment_files_name_the_field(tmp_path: Path, fields: dict, expected: str) -> None:
+    with pytest.raises(ExperimentError, match=expected.replace("(", r"\(").replace("[", r"\[")):
+        load_experiment(write_experiment(tmp_path, **fields))
+
+
+def test_every_variant_must_search_the_same_number_of_hyperparameters(tmp_path: Path) -> None:
+    path = write_experiment(
+        tmp_path,
+        variants={"a": {"space": {"x": {"low": 0, "high": 1}, "y": {"low": 0, "high": 1}}}, "b": []},
+        reference="a",
+        tune={"metric": "val/loss", "trials": 2, "space": {"z": {"low": 0, "high": 1}}},
+    )
+    with pytest.raises(ExperimentError, match="same number of hyperparameters"):
+        load_experiment(path)
+
+
+def test_smoke_size_replaces_seeds_and_adds_overrides(tmp_path: Path) -> None:
+    exp = load_experiment(write_experiment(tmp_path), smoke=True)
+    assert exp.seeds == (0,) and exp.overrides == {"trainer.max_epochs": 1}
+    assert load_experiment(write_experiment(tmp_path)).seeds == (0, 1)
+
+
+# -- statistics --------------------------------------------------------------------------------------------------
+def test_paired_difference_matches_scipy_ttest_rel() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.normal(1.0, 0.3, size=7)
+    var = ref - 0.1 + rng.normal(0, 0.05, size=7)
+    d = paired_difference(dict(enumerate(var)), dict(enumerate(ref)), "min")
+    ci = stats.ttest_rel(var, ref).confidence_interval(0.95)
+    assert d.n == 7 and d.mean == pytest.approx(np.mean(var - ref))
+    assert (d.low, d.high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    assert d.wins == int(np.sum(var < ref))
+    assert paired_difference(dict(enumerate(var)), dict(enumerate(ref)), "max").wins == int(np.sum(var > ref))
+
+
+def test_paired_difference_uses_only_seeds_both_ran() -> None:
+    d = paired_difference({0: 1.0, 1: 2.0, 2: 5.0}, {1: 1.0, 2: 1.0, 3: 9.0})
+    assert d.n == 2 and d.mean == pytest.approx(2.5) and d.sd == pytest.approx(np.std([1.0, 4.0], ddof=1))
+    assert summarize([3.0]).n == 1 and np.isnan(summarize([3.0]).sd)
+
+
+def test_report_numbers_figures_and_page(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    exp = {
+        "name": "e", "plugin": "p", "file": "e.yaml", "title": "T", "description": "", "variants": ["a", "b"],
+        "reference": "a", "metrics": {"test/m": "max"}, "curves": [], "paper": {"b": {"test/m": 0.5}},
+        "seeds": [0, 1, 2, 3], "seed_keys": ["seed_everything"], "seed_controls": "", "tune": None, "spaces": {},
+        "analysis": None, "smoke": False,
+    }  # fmt: skip
+    (tmp_path / "experiment.json").write_text(json.dumps(exp))
+    values = {(v, s): float(rng.normal()) for v in "ab" for s in range(4)}
+    lines = [{"variant": v, "seed": s, "status": "ok", "metrics": {"test/m": x}} for (v, s), x in values.items()]
+    lines.append({"variant": "b", "seed": 3, "status": "failed", "error": "boom", "metrics": {}})  # latest wins
+    lines.append({"variant": "c", "seed": 0, "status": "ok", "metrics": {"test/m": 9.0}})  # not a variant any more
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    page = tmp_path / "page" / "p.md"
+    page.parent.mkdir()
+    page.write_text("intro\n<!-- experiment:e -->\nold\n<!-- /experiment:e -->\noutro\n")
+    write_report(tmp_path, page)
+    summary = json.loads((tmp_path / "summary.json").read_text())["metrics"]["test/m"]["variants"]
+    a, b = [values[("a", s)] for s in range(4)], [values[("b", s)] for s in range(3)]
+    assert summary["a"]["mean"] == pytest.approx(np.mean(a)) and summary["b"]["n"] == 3
+    paired = summary["b"]["paired_vs_reference"]
+    ci = stats.ttest_rel(b, a[:3]).confidence_interval(0.95)
+    assert paired["ci95"] == pytest.approx([ci.low, ci.high]) and paired["wins"] == sum(x > y for x, y in zip(b, a))
+    text = page.read_text()
+    assert text.startswith("intro\n<!-- experiment:e -->\n## T") and text.endswith("<!-- /experiment:e -->\noutro\n")
+    assert "old" not in text and "](../test_m.png)" in text and "| b | 3 |" in text and "| 0.5 |" in text
+    assert "boom" in (tmp_path / "report.md").read_text() and (tmp_path / "test_m.png").stat().st_size > 0
+    with pytest.raises(ExperimentError, match="add the markers"):
+        embed(tmp_path / "report.md", "other", "x")
+
+
+def test_latest_record_per_run_wins() -> None:
+    exp = {"variants": ["a"], "seeds": [0], "reference": None, "metrics": {"m": "min"}}
+    runs = latest_runs([{"variant": "a", "seed": 0, "status": "ok", "metrics": {"m": 1.0}},
+                        {"variant": "a", "seed": 0, "status": "ok", "metrics": {"m": 2.0}}], exp)  # fmt: skip
+    assert summarize_experiment(exp, runs)["m"]["variants"]["a"]["mean"] == 2.0
+
+
+# -- the runner ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_runner_records_failures_skips_finished_and_tags_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    path = write_experiment(tmp_path, variants={"sgd": [], "broken": [{"model.init_args.hidden": -1}]})
+    out, failed = run_experiment(path, tmp_path / "out", jobs=2)
+    records = read_results(out)
+    assert failed == 2 and len(records) == 4
+    broken = [r for r in records if r["variant"] == "broken"]
+    assert all(r["status"] == "failed" and r["error"].startswith("ConfigValueError: model") for r in broken)
+    ok = [r for r in records if r["status"] == "ok"]
+    assert len(ok) == 2 and all(np.isfinite(r["metrics"]["test/loss"]) for r in ok)
+    assert all(set(r) >= {"digest", "git_commit", "versions", "wall_s", "run_dir"} for r in ok)
+    hparams = yaml.safe_load((Path(ok[0]["run_dir"]) / "hparams.yaml").read_text())
+    assert hparams["experiment"] == {"experiment": "exp", "variant": "sgd", "seed": ok[0]["seed"]}
+
+    _, failed = run_experiment(path, tmp_path / "out", jobs=2)  # the ok runs are skipped, the failed retried
+    again = read_results(out)
+    assert failed == 2 and len(again) == 6 and again[:4] == records
+    assert {r["variant"] for r in again[4:]} == {"broken"}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_experiment_then_rerun_redoes_nothing_finished(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, seed={"values": [0, 1, 2], "sets": ["seed_everything"]})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "framework", "experiment", "run", str(path), "--out", str(out), "--no-report"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(read_results(out)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker, mid-run
+    proc.wait()
+    before = read_results(out)
+    assert 2 <= len(before) < 6, proc.stderr.read().decode()[-2000:]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    after = read_results(out)
+    assert after[: len(before)] == before  # finished runs are neither redone nor rewritten
+    keys = [(r["variant"], r["seed"]) for r in after]
+    assert len(keys) == len(set(keys)) == 6 and all(r["status"] == "ok" for r in after)
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_runs_the_cluster_code_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    path = write_experiment(tmp_path, variants={"sgd": [], "broken": [{"model.init_args.hidden": -1}]})
+    out, failed = run_experiment(path, tmp_path / "out", smoke=True, executor="submitit-local")
+    records = {r["variant"]: r for r in read_results(out)}
+    assert failed == 1 and records["sgd"]["status"] == "ok" and "model" in records["broken"]["error"]
+    assert (out / "submitit").is_dir()
+
+
+# -- tuning -------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_tuning_resumes_from_sqlite_and_best_yaml_is_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    args = ["--config", str(tmp_path / "base.yaml"), "--trainer.max_epochs=1"]
+    space = {"model.init_args.optimizer.init_args.lr": {"low": "1e-3", "high": 0.3, "log": True}}
+    first = run_study(args, space, "val/loss", 2, tmp_path / "tune", study_name="s")
+    second = run_study(args, space, "val/loss", 3, tmp_path / "tune", study_name="s")
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
+    assert first["trials"] == 2 and second["trials"] == 3 and len(study.trials) == 3  # two kept, one added
+    lrs = [t.params["model.init_args.optimizer.init_args.lr"] for t in study.trials]
+    assert all(1e-3 <= lr <= 0.3 for lr in lrs) and len(set(lrs)) == 3  # a resumed sampler does not repeat itself
+    assert second["value"] == min(t.value for t in study.trials)
+    cli = FrameworkCLI(args=[*args, "--config", second["best"], f"--run_dir={tmp_path / 'r'}"], run=False)
+    assert cli.config.model.init_args.optimizer.init_args.lr == pytest.approx(second["params"][next(iter(space))])
+    with pytest.raises(ExperimentError, match="validation data only"):
+        run_study(args, space, "test/loss", 1, tmp_path / "t2")
+
+
+@pytest.mark.slow
+def test_pruning_callback_stops_a_trial_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # every positive loss is pruned
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned):
+        FrameworkCLI(
+            args=["fit", "--config", str(tmp_path / "base.yaml"), f"--run_dir={tmp_path / 'r'}"],
+            extra_callbacks=[OptunaPruning(trial, "val/loss")],
+        )
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values  # reported before pruning
+    with pytest.raises(KeyError, match="val/missing"):
+        FrameworkCLI(
+            args=["fit", "--config", str(tmp_path / "base.yaml"), f"--run_dir={tmp_path / 'r2'}"],
+            extra_callbacks=[OptunaPruning(study.ask(), "val/missing")],
+        )
