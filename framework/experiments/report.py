@@ -22,7 +22,7 @@ import numpy as np
 
 from framework.experiments.runner import EXPERIMENT_FILE, read_results
 from framework.experiments.spec import ExperimentError
-from framework.experiments.stats import paired_difference, summarize, t_interval
+from framework.experiments.stats import Summary, paired_difference, summarize, t_interval
 from framework.experiments.worker import RESULT_FILE, write_json_atomically
 from framework.figures import pyplot
 
@@ -31,6 +31,17 @@ REPORT_FILE, SUMMARY_FILE = "report.md", "summary.json"
 
 def slug(metric: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", metric).strip("_")
+
+
+def short_commit(commit: str | None) -> str:
+    """12 hex digits, keeping the ``-dirty`` mark of a run made from a checkout with uncommitted changes."""
+    if not commit:
+        return "unknown (not a git checkout)"
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{100 * x:+.1f}%"
 
 
 def fmt(x: float | None) -> str:
@@ -54,6 +65,13 @@ def values_by_seed(runs: dict[tuple[str, int], dict[str, Any]], variant: str, me
     }
 
 
+def relative_difference(variant: dict[int, float], reference: dict[int, float]) -> Summary:
+    """Summary over shared seeds of (m_variant(s) - m_reference(s)) / |m_reference(s)| (seeds with m_ref = 0
+    skipped)."""
+    seeds = [s for s in sorted(set(variant) & set(reference)) if reference[s] != 0]
+    return summarize([(variant[s] - reference[s]) / abs(reference[s]) for s in seeds])
+
+
 def summarize_experiment(exp: dict[str, Any], runs: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
     """The numbers of the report: per metric, per variant summary and paired difference against the reference."""
     out: dict[str, Any] = {}
@@ -66,13 +84,17 @@ def summarize_experiment(exp: dict[str, Any], runs: dict[tuple[str, int], dict[s
             low, high = t_interval(s.mean, s.sd, s.n)
             entry: dict[str, Any] = {"n": s.n, "mean": s.mean, "sd": s.sd, "ci95": [low, high], "per_seed": values}
             if ref is not None and variant != ref:
-                d = paired_difference(values, values_by_seed(runs, ref, metric), direction)
+                reference = values_by_seed(runs, ref, metric)
+                d = paired_difference(values, reference, direction)
+                rel = relative_difference(values, reference)
                 entry["paired_vs_reference"] = {
                     "n": d.n,
                     "mean": d.mean,
                     "sd": d.sd,
                     "ci95": [d.low, d.high],
                     "wins": d.wins,
+                    "relative_mean": rel.mean,
+                    "relative_ci95": list(t_interval(rel.mean, rel.sd, rel.n)),
                     "method": "paired t, 95%",
                 }
             paper = exp.get("paper", {}).get(variant, {}).get(metric)
@@ -150,7 +172,9 @@ def _tuning_lines(out: Path, exp: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"**Tuning** (Optuna TPE, {tune['trials']} trials per variant counting pruned and failed ones, median pruning, "
-        f"selected on `{tune['metric']}` ({tune['direction']}), seed {tune['seed']}; never on test data):",
+        f"selected on `{tune['metric']}` ({tune['direction']}), seed {tune['seed']}"
+        + (f", trials with {_overrides_text(tune['overrides'])}" if tune.get("overrides") else "")
+        + "; never on test data):",
         "",
         "| variant | search space | best | trials complete |",
         "|---|---|---|---|",
@@ -166,6 +190,10 @@ def _tuning_lines(out: Path, exp: dict[str, Any]) -> list[str]:
         count = f"{result.get('complete', '-')}/{result.get('trials', '-')}"
         lines.append(f"| {variant} | {space} | {best or '-'} ({fmt(result.get('value'))}) | {count} |")
     return lines
+
+
+def _overrides_text(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"`{k}={v}`" for k, v in overrides.items())
 
 
 def _describe_dist(dist: dict[str, Any]) -> str:
@@ -184,7 +212,7 @@ def render(
     """The markdown of the report; figure links are ``prefix + file name``."""
     ok = [r for r in runs.values() if r.get("status") == "ok"]
     failed = [r for r in runs.values() if r.get("status") != "ok"]
-    commits = sorted({str(r.get("git_commit"))[:12] for r in ok})
+    commits = sorted({short_commit(r.get("git_commit")) for r in ok})
     versions = ok[0].get("versions", {}) if ok else {}
     ref = exp["reference"]
     seed_text = ", ".join(map(str, exp["seeds"]))
@@ -207,7 +235,7 @@ def render(
         has_paper = any("paper" in e for e in entry["variants"].values())
         head = ["variant", "n", "mean +- sd"] + (["paper"] if has_paper else [])
         if ref is not None:
-            head += [f"paired diff vs {ref} (95% CI)", "better on seeds"]
+            head += [f"paired diff vs {ref} (95% CI)", "relative (95% CI)", "better on seeds"]
         lines += ["", f"## {metric} ({better} is better)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for variant, e in entry["variants"].items():
             cells = [
@@ -220,9 +248,14 @@ def render(
             if ref is not None:
                 d = e.get("paired_vs_reference")
                 if d is None:
-                    cells += ["-", "-"]
+                    cells += ["-", "-", "-"]
                 else:
-                    cells += [f"{fmt(d['mean'])} [{fmt(d['ci95'][0])}, {fmt(d['ci95'][1])}]", f"{d['wins']}/{d['n']}"]
+                    low, high = d["relative_ci95"]
+                    cells += [
+                        f"{fmt(d['mean'])} [{fmt(d['ci95'][0])}, {fmt(d['ci95'][1])}]",
+                        f"{pct(d['relative_mean'])} [{pct(low)}, {pct(high)}]",
+                        f"{d['wins']}/{d['n']}",
+                    ]
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![{metric}]({prefix}{slug(metric)}.png)"]
     for key in exp.get("curves", []):
@@ -234,8 +267,8 @@ def render(
         lines += [
             "",
             f"Paired differences are variant minus {ref} on the same seed; the interval is the two-sided 95% "
-            "t interval of their mean (n - 1 degrees of freedom); `better on seeds` counts seeds where the variant "
-            "is strictly better.",
+            "t interval of their mean (n - 1 degrees of freedom); `relative` is the same for (variant - reference) / "
+            "|reference| per seed; `better on seeds` counts seeds where the variant is strictly better.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from framework.experiments.executors import make_executor
-from framework.experiments.spec import Experiment, ExperimentError, RunSpec, args_digest, load_experiment, run_args
+from framework.experiments.spec import (
+    Experiment,
+    ExperimentError,
+    RunSpec,
+    args_digest,
+    load_experiment,
+    override_arg,
+    run_args,
+)
 from framework.experiments.worker import RESULT_FILE, write_json_atomically
 
 RESULTS_FILE = "results.jsonl"
@@ -79,6 +87,7 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
 @dataclass
 class Progress:
     total: int
+    metrics: tuple[str, ...] = ()
     done: int = 0
 
     def line(self, task: dict[str, Any], result: dict[str, Any]) -> str:
@@ -87,7 +96,8 @@ class Progress:
         what = f"tune {rec['variant']}" if task["kind"] == "tune" else f"{rec['variant']} seed {rec['seed']}"
         detail = result.get("error") if result.get("status") != "ok" else ""
         if task["kind"] == "run" and result.get("status") == "ok":
-            detail = "  ".join(f"{k}={v:.4g}" for k, v in sorted(result["metrics"].items()) if k.startswith("test/"))
+            shown = [k for k in self.metrics if k in result["metrics"]]
+            detail = "  ".join(f"{k}={result['metrics'][k]:.4g}" for k in shown)
         return f"[{self.done}/{self.total}] {what}: {result.get('status')} {detail}".rstrip()
 
 
@@ -104,7 +114,7 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
     assert exp.tune is not None
     tasks, best = [], {}
     for variant in exp.variants:
-        args = run_args(exp, variant, exp.tune.seed)
+        args = run_args(exp, variant, exp.tune.seed) + [override_arg(k, v) for k, v in exp.tune.overrides.items()]
         space = exp.space_for(variant)
         digest = args_digest([*args, json.dumps([space, exp.tune.metric, exp.tune.direction, exp.tune.trials])])
         workdir = out / "tune" / variant.name
@@ -212,7 +222,7 @@ def run_experiment(
         )
     skipped = len(exp.variants) * len(exp.seeds) - len(tasks)
     print(f"experiment {exp.name}: {len(tasks)} runs to do, {skipped} already finished; results in {out}", flush=True)
-    progress, failed = Progress(len(tasks)), 0
+    progress, failed = Progress(len(tasks), tuple(exp.metrics)), 0
 
     def on_result(task: dict[str, Any], result: dict[str, Any]) -> None:
         nonlocal failed

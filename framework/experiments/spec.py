@@ -4,7 +4,7 @@ One YAML per paper experiment, at ``configs/<plugin>/experiments/<name>.yaml``::
 
     title: Muon family vs AdamW on the MoE transformer
     description: one paragraph, printed at the top of the report
-    base: [../quick.yaml]                 # config files (relative to this file) every run starts from
+    base: [../quick.yaml]                 # optional: config files (relative to this file) every run starts from
     set: {trainer.max_steps: 1000}        # overrides for every run (dotted keys, YAML values)
     seed:
       values: [0, 1, 2, 3, 4]
@@ -26,6 +26,7 @@ One YAML per paper experiment, at ``configs/<plugin>/experiments/<name>.yaml``::
       direction: minimize
       trials: 20
       space: {model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}}
+      set: {trainer.max_steps: 300}       # optional: overrides for the trials only (a shorter search horizon)
     smoke:                                # what makes the whole experiment run in well under a minute
       seeds: [0, 1]
       set: {trainer.max_steps: 5}
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ class TuneSpec:
     trials: int
     space: dict[str, dict[str, Any]]
     seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
     unknown = set(raw) - TOP_LEVEL_KEYS
     if unknown:
         raise _fail(path, "keys", sorted(unknown), f"known keys are {sorted(TOP_LEVEL_KEYS)}")
-    for required in ("base", "variants", "seed", "metrics"):
+    for required in ("variants", "seed", "metrics"):
         if required not in raw:
             raise _fail(path, required, None, "this field is required")
 
@@ -250,13 +252,16 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
     if smoke:
         overrides.update(_overrides(path, "smoke.set", smoke_raw.get("set")))
     tune = _tune(path, raw.get("tune"), variants, int(seeds[0]), smoke_raw.get("trials") if smoke else None)
+    if smoke and tune is not None:  # the smoke size wins over the trials' own horizon
+        smoke_keys = set(_overrides(path, "smoke.set", smoke_raw.get("set")))
+        tune = replace(tune, overrides={k: v for k, v in tune.overrides.items() if k not in smoke_keys})
     return Experiment(
         path=path,
         name=path.stem,
         plugin=path.parent.parent.name if path.parent.name == "experiments" else path.parent.name,
         title=str(raw.get("title") or path.stem),
         description=str(raw.get("description") or "").strip(),
-        base=tuple(_config_path(path, "base", item) for item in _as_list(raw["base"])),
+        base=tuple(_config_path(path, "base", item) for item in _as_list(raw.get("base") or [])),
         overrides=overrides,
         seeds=tuple(int(s) for s in seeds),
         seed_keys=tuple(seed_raw.get("sets") or ["seed_everything"]),
@@ -295,7 +300,12 @@ def _tune(path: Path, raw: Any, variants: tuple[Variant, ...], seed: int, smoke_
         raise _fail(path, "space", sizes, "every variant must search the same number of hyperparameters (fairness)")
     trials = int(smoke_trials if smoke_trials is not None else raw["trials"])
     return TuneSpec(
-        metric=metric, direction=direction, trials=trials, space=default_space or {}, seed=int(raw.get("seed", seed))
+        metric=metric,
+        direction=direction,
+        trials=trials,
+        space=default_space or {},
+        seed=int(raw.get("seed", seed)),
+        overrides=_overrides(path, "tune.set", raw.get("set")),
     )
 
 
@@ -317,12 +327,13 @@ def run_args(exp: Experiment, variant: Variant, seed: int, best: Path | None = N
 
 
 def args_digest(args: list[str] | tuple[str, ...]) -> str:
-    """sha256 (first 16 hex digits) of a run's arguments with every ``--config`` file replaced by its content, so
-    editing a config file, an override or a tuned value changes it (and a finished run is redone)."""
+    """sha256 (first 16 hex digits) of a run's arguments with every ``--config`` file replaced by its parsed
+    content, so editing a config value, an override or a tuned value changes it (and a finished run is redone),
+    while editing a comment does not."""
     expanded = []
     for i, arg in enumerate(args):
         if i > 0 and args[i - 1] == "--config":
-            expanded.append(Path(arg).read_text())
+            expanded.append(yaml.safe_load(Path(arg).read_text()))
         elif arg != "--config":
             expanded.append(arg)
-    return hashlib.sha256(json.dumps(expanded).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(expanded, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -142,3 +142,8 @@ def euler_w2_mixture_1d(
     x0 = torch.from_numpy(ndtri(u))[:, None]
     xn = euler_sample(target.velocity, x0, n_steps)[:, 0].numpy()
     return float(np.sqrt(np.sum(node_w * (xn - mixture_quantile_1d(u, weights, means, stds)) ** 2)))
+
+
+def loglog_slope(steps: list[int], errors: list[float]) -> float:
+    """Least-squares slope b of log(error) = a + b log(N): the empirical order of a solver (b = -1 for Euler)."""
+    return float(np.polyfit(np.log(np.asarray(steps, dtype=float)), np.log(np.asarray(errors, dtype=float)), 1)[0])

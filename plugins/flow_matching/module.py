@@ -10,13 +10,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from framework.figures import figure, image_grid, scatter_samples
 from framework.metrics import moment_matched_gaussian, sample_distances, w2_empirical
 from framework.module import FrameworkModule, default_optimizer
-from framework_plugins.flow_matching.analytic import GaussianMixture
+from framework_plugins.flow_matching.analytic import GaussianMixture, loglog_slope
 from framework_plugins.flow_matching.cfm import cfm_loss
 from framework_plugins.flow_matching.lipschitz import lipschitz_profile
 from framework_plugins.flow_matching.samplers import SAMPLERS, euler_sample, heun_sample
 from framework_plugins.flow_matching.velocity import VelocityMLP
 
 REFERENCE_STEPS = 256  # Heun steps of the reference solution for the learned field's Euler error
+SLOPE_MIN_STEPS = 8  # test/euler_error_slope fits the Euler error over the step counts >= this (the asymptotic range)
 EVAL_SEED = 2024  # seeds validation noise and test-time sampling, so metrics are comparable across runs
 
 
@@ -36,7 +37,8 @@ class FlowMatching(FrameworkModule):
     (``test/*_gaussian_baseline``); for each Euler step count k in ``w2_steps``: ``test/w2_N<k>`` and
     ``test/euler_error_N<k>``, the RMS distance between k-step Euler and a 256-step Heun solution of the *learned*
     field from the same noise (an upper bound on W2 to the learned flow's law, isolating discretisation error;
-    figure ``w2_vs_steps``); ``test/lipschitz_max`` (figure ``lipschitz_vs_t``); and, when the data has an
+    figure ``w2_vs_steps``), and ``test/euler_error_slope``, its log-log slope in k over k >= 8 (-1 for a
+    first-order solver); ``test/lipschitz_max`` (figure ``lipschitz_vs_t``); and, when the data has an
     analytic law, ``test/velocity_rel_mse`` = E||v_theta - u||^2 / E||u||^2 over t ~ U[0, 1], x ~ p_t.
 
     Args:
@@ -130,6 +132,9 @@ class FlowMatching(FrameworkModule):
             euler_error.append((euler - reference).pow(2).sum(1).mean().sqrt().item())
             self.log(f"test/w2_N{k}", w2_curve[-1])
             self.log(f"test/euler_error_N{k}", euler_error[-1])
+        tail = [(k, e) for k, e in zip(self.w2_steps, euler_error, strict=True) if k >= SLOPE_MIN_STEPS and e > 0]
+        if len(tail) >= 2:
+            self.log("test/euler_error_slope", loglog_slope(*zip(*tail, strict=True)))
         law = self._data.law
         if law is not None:
             self.log("test/velocity_rel_mse", velocity_relative_mse(self.velocity, law, EVAL_SEED + 2))
