@@ -74,24 +74,20 @@ def check_fast_dev_run(config: Path, workdir: Path) -> None:
     assert cli.trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1
 
 
-def check_test(config: Path, workdir: Path) -> None:
-    """``test --ckpt_path last`` after a short fit logs at least one finite ``test/`` metric."""
-    run_dir = workdir / "run"
-    fit(config, run_dir, 1)
-    cli = run("test", config, f"--run_dir={run_dir}", "--ckpt_path=last")
-    metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
-    assert metrics, f"no test/ metrics were logged: {sorted(cli.trainer.callback_metrics)}"
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    assert not bad, f"non-finite test metrics: {bad}"
-
-
-def check_checkpoint_roundtrip(config: Path, workdir: Path) -> None:
-    """Predictions of the trained model in memory equal those of ``framework predict --ckpt_path last.ckpt``."""
+def check_test_and_predict(config: Path, workdir: Path) -> None:
+    """After a short fit: ``test --ckpt_path last`` logs at least one ``test/`` metric, all finite, and the
+    predictions of the trained model in memory equal those of ``framework predict --ckpt_path last.ckpt`` (one fit
+    serves both checks)."""
     run_dir = workdir / "run"
     cli = fit(config, run_dir, 1)
     in_memory = cli.trainer.predict(cli.model, datamodule=cli.datamodule)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     assert ckpt.is_file(), f"fit wrote no {ckpt}"
+    test = run("test", config, f"--run_dir={run_dir}", "--ckpt_path=last")
+    metrics = {k: float(v) for k, v in test.trainer.callback_metrics.items() if k.startswith("test/")}
+    assert metrics, f"no test/ metrics were logged: {sorted(test.trainer.callback_metrics)}"
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    assert not bad, f"non-finite test metrics: {bad}"
     run("predict", config, f"--run_dir={workdir / 'predict'}", f"--ckpt_path={ckpt}")
     reloaded = torch.load(workdir / "predict" / "predictions.pt", weights_only=True)
     assert len(in_memory) == len(reloaded) > 0
@@ -146,8 +142,7 @@ def check_ddp(config: Path, workdir: Path) -> None:
 CHECKS: dict[str, Callable[[Path, Path], None]] = {
     "print_config": check_print_config,
     "fast_dev_run": check_fast_dev_run,
-    "test": check_test,
-    "checkpoint_roundtrip": check_checkpoint_roundtrip,
+    "test_and_predict": check_test_and_predict,
     "resume": check_resume,
 }
 QUICK_ONLY_CHECKS: dict[str, Callable[[Path, Path], None]] = {"ddp": check_ddp}
