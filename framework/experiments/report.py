@@ -49,12 +49,23 @@ def fmt(x: float | None) -> str:
 
 
 def latest_runs(records: list[dict[str, Any]], exp: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
-    """The last record per (variant, seed) of the experiment's current variants and seeds."""
+    """The last record per (variant, seed) of the experiment's current variants and seeds; where the runner wrote
+    its plan (``planned`` digests), records of other arguments (an older version of the file) are left out."""
+    planned = exp.get("planned")
     latest: dict[tuple[str, int], dict[str, Any]] = {}
     for record in records:
-        if record.get("variant") in exp["variants"] and record.get("seed") in exp["seeds"]:
-            latest[(record["variant"], record["seed"])] = record
+        key = (record.get("variant"), record.get("seed"))
+        if key[0] not in exp["variants"] or key[1] not in exp["seeds"]:
+            continue
+        if planned is not None and planned.get(f"{key[0]}/{key[1]}") != record.get("digest"):
+            continue
+        latest[key] = record
     return latest
+
+
+def missing_runs(exp: dict[str, Any], runs: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
+    """``variant/seed`` of every planned run with no record yet."""
+    return [f"{v}/{s}" for v in exp["variants"] for s in exp["seeds"] if (v, s) not in runs]
 
 
 def values_by_seed(runs: dict[tuple[str, int], dict[str, Any]], variant: str, metric: str) -> dict[int, float]:
@@ -260,6 +271,12 @@ def render(
         lines += ["", f"![{metric}]({prefix}{slug(metric)}.png)"]
     for key in exp.get("curves", []):
         lines += ["", f"![{key}]({prefix}curve_{slug(key)}.png)"]
+    missing = missing_runs(exp, runs)
+    if missing:
+        lines += [
+            "",
+            f"**Not run yet** ({len(missing)}): {', '.join(missing)}; `framework experiment run` finishes them.",
+        ]
     if failed:
         lines += ["", "## Failed runs", "", "| variant | seed | error |", "|---|---|---|"]
         lines += [f"| {r['variant']} | {r['seed']} | {str(r.get('error')).replace('|', '/')} |" for r in failed]

@@ -33,6 +33,7 @@ from framework.experiments.worker import RESULT_FILE, write_json_atomically
 
 RESULTS_FILE = "results.jsonl"
 EXPERIMENT_FILE = "experiment.json"
+DIGEST_FILE = "digest.txt"  # the arguments a tuning study was started for
 
 
 def default_out(exp: Experiment) -> Path:
@@ -122,10 +123,11 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
         if done is not None:
             best[variant.name] = Path(done["best"])
             continue
-        previous = workdir / RESULT_FILE
-        if previous.is_file() and json.loads(previous.read_text()).get("digest") != digest:
+        stamp = workdir / DIGEST_FILE
+        if workdir.exists() and (not stamp.is_file() or stamp.read_text() != digest):
             shutil.rmtree(workdir)  # the study was for other arguments; its trials must not count
         workdir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest)
         tasks.append(
             {
                 "kind": "tune",
@@ -197,8 +199,11 @@ def run_experiment(
     best = _tune(exp, out, pool) if exp.tune is not None else {}
 
     finished = {(r["variant"], r["seed"], r["digest"]) for r in read_results(out) if r.get("status") == "ok"}
+    specs = plan_runs(exp, out, best)
+    planned = {f"{spec.variant}/{spec.seed}": spec.digest for spec in specs}
+    write_json_atomically(out / EXPERIMENT_FILE, {**experiment_record(exp), "planned": planned})
     tasks = []
-    for spec in plan_runs(exp, out, best):
+    for spec in specs:
         if (spec.variant, spec.seed, spec.digest) in finished:
             continue
         slot = spec.run_dir.parent

@@ -17,7 +17,7 @@ import yaml
 from scipy import stats
 
 from framework.cli import FrameworkCLI
-from framework.experiments.report import embed, latest_runs, summarize_experiment, write_report
+from framework.experiments.report import embed, latest_runs, missing_runs, summarize_experiment, write_report
 from framework.experiments.runner import read_results, run_experiment
 from framework.experiments.spec import ExperimentError, load_experiment
 from framework.experiments.stats import paired_difference, summarize
@@ -142,6 +142,16 @@ def test_latest_record_per_run_wins() -> None:
     runs = latest_runs([{"variant": "a", "seed": 0, "status": "ok", "metrics": {"m": 1.0}},
                         {"variant": "a", "seed": 0, "status": "ok", "metrics": {"m": 2.0}}], exp)  # fmt: skip
     assert summarize_experiment(exp, runs)["m"]["variants"]["a"]["mean"] == 2.0
+
+
+def test_records_of_an_older_version_of_the_file_are_not_reported() -> None:
+    exp = {"variants": ["a"], "seeds": [0, 1], "reference": None, "metrics": {"m": "min"}, "planned": {"a/0": "new"}}
+    records = [{"variant": "a", "seed": 0, "digest": "new", "status": "ok", "metrics": {"m": 1.0}},
+               {"variant": "a", "seed": 0, "digest": "old", "status": "ok", "metrics": {"m": 5.0}},
+               {"variant": "a", "seed": 1, "digest": "old", "status": "ok", "metrics": {"m": 5.0}}]  # fmt: skip
+    runs = latest_runs(records, exp)
+    assert list(runs) == [("a", 0)] and runs[("a", 0)]["metrics"]["m"] == 1.0
+    assert missing_runs(exp, runs) == ["a/1"]
 
 
 # -- the runner ----------------------------------------------------------------------------------------------------
