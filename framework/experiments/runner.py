@@ -163,10 +163,11 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
 
 
 def plan_runs(exp: Experiment, out: Path, best: dict[str, Path]) -> list[RunSpec]:
-    """Every (variant, seed) of the experiment, in file order."""
+    """Every (variant, seed) of the experiment, seed by seed (an interrupted experiment leaves whole seeds, so the
+    paired comparison of what finished is complete), variants in file order."""
     specs = []
-    for variant in exp.variants:
-        for seed in exp.seeds:
+    for seed in exp.seeds:
+        for variant in exp.variants:
             args = run_args(exp, variant, seed, best.get(variant.name))
             specs.append(
                 RunSpec(
