@@ -27,6 +27,7 @@ from framework.experiments.worker import RESULT_FILE, write_json_atomically
 from framework.figures import pyplot
 
 REPORT_FILE, SUMMARY_FILE = "report.md", "summary.json"
+LINK_PREFIX = "\x00prefix\x00"  # an analysis links its figures as prefix + name; replaced per place it is written
 
 
 def slug(metric: str) -> str:
@@ -334,11 +335,10 @@ def write_report(out: str | Path, page: str | Path | None = None) -> Path:
         if r.get("status") != "ok"
     ]
     write_json_atomically(out / SUMMARY_FILE, {"experiment": exp["name"], "metrics": summary, "failed": failed})
-    extra = call_analysis(analysis, out, exp, runs) if analysis else ""
-    (out / REPORT_FILE).write_text(render(out, exp, runs, summary) + extra)
+    extra = call_analysis(analysis, out, exp, runs, LINK_PREFIX) if analysis else ""  # computed once
+    (out / REPORT_FILE).write_text(render(out, exp, runs, summary) + extra.replace(LINK_PREFIX, ""))
     if page is not None:
         page = Path(page)
         prefix = os.path.relpath(out, page.parent) + "/"
-        extra = call_analysis(analysis, out, exp, runs, prefix) if analysis else ""
-        embed(page, exp["name"], render(out, exp, runs, summary, prefix) + extra)
+        embed(page, exp["name"], render(out, exp, runs, summary, prefix) + extra.replace(LINK_PREFIX, prefix))
     return out / REPORT_FILE

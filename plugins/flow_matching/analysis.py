@@ -6,6 +6,7 @@ Called by ``framework experiment report`` through the ``analysis:`` of
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ MIXTURE_1D = {"weights": [0.3, 0.7], "means": [-2.0, 1.5], "stds": [0.5, 0.8]}
 DIMS = (1, 16, 256)
 
 
+@cache
 def exact_euler_curves() -> dict[str, tuple[int, list[float]]]:
     """name -> (d, [W2(Euler_N law, target) for N in STEPS]) for N(0, I), the anisotropic d = 16 Gaussian of the
-    configs (seed 0) and the product mixture (W2 = sqrt(d) W2_1D by the product structure)."""
+    configs (seed 0) and the product mixture (W2 = sqrt(d) W2_1D by the product structure). Cached: the mixture
+    quadrature is the slow part and the curves never change. Do not mutate the result."""
     curves: dict[str, tuple[int, list[float]]] = {}
     for d in DIMS:
         curves[f"N(0, I), d={d}"] = (d, [euler_w2_gaussian(np.ones(d), n) for n in STEPS])
