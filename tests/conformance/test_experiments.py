@@ -9,13 +9,21 @@ import pytest
 from framework.experiments.report import write_report
 from framework.experiments.runner import read_results, run_experiment
 from framework.experiments.spec import load_experiment
-from framework.registry import all_experiments
+from framework.registry import all_experiments, load_plugins
 
 EXPERIMENTS = all_experiments()
 
 
 def _id(path) -> str:
     return f"{path.parent.parent.name}/{path.stem}"
+
+
+def test_every_plugin_ships_experiment_files():
+    """The paper experiments of every built-in plugin are experiment files (there are no reproduce scripts)."""
+    builtin = [info for info in load_plugins() if info.module.startswith("framework_plugins.")]
+    plugins = {info.name for info in builtin if info.config_dir is not None and info.missing is None}
+    covered = {path.parent.parent.name for path in EXPERIMENTS}
+    assert plugins <= covered, f"plugins without configs/<name>/experiments/*.yaml: {sorted(plugins - covered)}"
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=_id)
