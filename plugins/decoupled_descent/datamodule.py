@@ -26,10 +26,11 @@ class DecoupledDescentData(TensorSplitsDataModule):
     """Binary tasks with y in {-1, +1}; every split is ``(x, y, index)`` so per-sample state lines up by index.
 
     Tasks: ``gmm`` (x = y v / sqrt(d) + sqrt(Delta) z), ``xor`` (four clusters +-mu_1 -> +1, +-mu_2 -> -1), both
-    with fresh val/test draws; ``digits`` (scikit-learn digits, standardized, plus ``pixel_noise`` x N(0, 1));
-    ``mnist`` (the same from idx files in ``path``); ``probe_digits`` / ``probe_cifar10`` (frozen random tanh
-    features, ``dim`` of them, of standardized digits / CIFAR-10 from ``path``). Real tasks draw disjoint seeded
-    train / val / test subsets and estimate Delta on the training split.
+    with fresh val/test draws (``signal`` holds the gmm's v after setup); ``digits`` (scikit-learn digits,
+    standardized, plus ``pixel_noise`` x N(0, 1)); ``mnist`` (the same from idx files in ``path``);
+    ``probe_digits`` / ``probe_cifar10`` (frozen random tanh features, ``dim`` of them, of standardized digits /
+    CIFAR-10 from ``path``). Real tasks draw disjoint seeded train / val / test subsets and estimate Delta on the
+    training split.
 
     Args:
         task: see above.
@@ -73,6 +74,7 @@ class DecoupledDescentData(TensorSplitsDataModule):
         self.positive_classes, self.path = list(positive_classes), path
         self.noise_var: float = noise_var
         self.snr: float | None = snr if task == "gmm" else None
+        self.signal: torch.Tensor | None = None  # gmm: the signal v (d,), float64, set by setup
 
     @property
     def n_train(self) -> int:
@@ -93,6 +95,7 @@ class DecoupledDescentData(TensorSplitsDataModule):
     def _simulate(self) -> tuple[torch.Tensor, torch.Tensor]:
         count = 1 if self.task == "gmm" else 2
         signal = signal_directions(self.dim, count, self.snr_value, self.seed)
+        self.signal = signal[0] if self.task == "gmm" else None
         draws = [
             gaussian_mixture(n, signal[0], self.simulated_noise_var, self.seed + 1 + k, torch.float32)
             if self.task == "gmm"

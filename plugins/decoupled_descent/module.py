@@ -1,5 +1,6 @@
 """A thin LightningModule: full-batch decoupled descent (or the GD baseline) with manual optimization, logging raw
-train error, corrected train error, test error and the state-evolution prediction at every step."""
+train error, corrected train error, test error and the state-evolution prediction at every step, and at test the
+end-of-run summaries of the final iterate and of the trajectory (tracking gaps, exact Gaussian-mixture error)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from framework.module import FrameworkModule
 from framework.optim.decoupled_descent import OnsagerMemory, sgd_coefficients
 from framework.optim.decoupled_step import full_batch_step
 from framework.optim.readout import Activation, ReadoutNetwork, classification_error
+from framework_plugins.decoupled_descent.metrics import gmm_exact_error, trajectory_summary
 from framework_plugins.decoupled_descent.state_evolution import state_evolution
 
 SE_SEED = 4242
@@ -33,6 +35,8 @@ class FullBatchClassification(Protocol):
     n_train: int  # training samples: the Onsager memory holds one row per sample
     noise_var: float  # label-noise variance entering the Onsager correction
     snr: float | None  # the GMM signal-to-noise ratio when the data are simulated (state evolution), else None
+    signal: torch.Tensor | None  # the GMM signal v (d,) (exact test error), else None
+    splits: dict[str, tuple[torch.Tensor, ...]]  # "train": (x, y, index), for the train errors of the final W
 
 
 class DecoupledDescentClassifier(FrameworkModule):
@@ -42,7 +46,13 @@ class DecoupledDescentClassifier(FrameworkModule):
     ``method="gd"``: P = A (plain gradient descent, the baseline). Logged per step: ``train/loss`` (mean l(P, y)),
     ``train/raw_loss``, ``train/raw_error`` (from A), ``train/corrected_error`` (from P), ``train/se_error`` (state
     evolution, Gaussian-mixture GLM with W^0 = 0 and DD only); per epoch (= per step, full batch) ``val/error``,
-    ``val/loss`` on fresh data; at test ``test/error``, ``test/loss``. At the end of fit a figure of the four curves.
+    ``val/loss`` on fresh data; at the end of fit a figure of the four curves. At test, for the final iterate W^T:
+    ``test/error``, ``test/loss`` (test split), ``test/train_error`` (raw, from A), ``test/corrected_train_error``
+    (from P; raw for GD), ``test/correction`` (corrected - raw), ``test/tracking_gap`` = |corrected train - test|,
+    ``test/raw_gap`` = test - raw train; along the trajectory t = 1..T (val split, the history kept in the
+    checkpoint): ``test/max_tracking_gap``, ``test/best_error_over_t``; Gaussian-mixture GLM: ``test/m``,
+    ``test/q``, ``test/exact_error`` = Phi(-m / sqrt(Delta q)), and with the state evolution ``test/se_m``,
+    ``test/se_q``, ``test/se_error`` at t = T.
 
     Args:
         n_features: d (must equal the data's).
@@ -91,8 +101,7 @@ class DecoupledDescentClassifier(FrameworkModule):
             )
         if self.memory is not None:
             self.memory.noise_var = self.hparams.onsager_noise_var or data.noise_var
-            if stage == "fit":
-                self.memory.allocate(data.n_train)
+            self.memory.allocate(data.n_train)  # M^0 = 0; a loaded checkpoint replaces it with its M^T
 
     def on_fit_start(self) -> None:
         data, hp = self._data, self.hparams
@@ -158,16 +167,47 @@ class DecoupledDescentClassifier(FrameworkModule):
         self.history["test_error"][self.global_step] = self._eval_end("val")  # error of W^{global_step}
 
     def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
+        for key, value in self._final_metrics(self._eval_end("test")).items():
+            self.log(f"test/{key}", value)
+
+    @torch.no_grad()
+    def _final_metrics(self, test_error: float) -> dict[str, float]:
+        """End-of-run summaries of W^T = the current weights after T = len(history) steps (see the class doc)."""
+        x, y, index = (t.to(self.device) for t in self._data.splits["train"][:3])
+        raw = self.net.preactivations(x)
+        p = self.memory.correct(raw, index) if self.memory is not None else raw
+        train, corrected = (classification_error(self.net.score(a), y).mean().item() for a in (raw, p))
+        out = {
+            "train_error": train,
+            "corrected_train_error": corrected,
+            "correction": corrected - train,
+            "tracking_gap": abs(corrected - test_error),
+            "raw_gap": test_error - train,
+        }
+        steps = len(self.history["raw_error"])
+        if steps:
+            out.update(
+                trajectory_summary({**self.history["corrected_error"], steps: corrected}, self.history["test_error"])
+            )
+        hp = self.hparams
+        if self._data.signal is not None and hp.width == 1 and hp.activation == "linear":
+            w = self.net.readout[0] * self.net.first.weight[0]
+            out.update(gmm_exact_error(w, self._data.signal, self._data.noise_var))
+        if self.se is not None and steps < len(self.se["m"]):
+            se = {"se_m": "m", "se_q": "q", "se_error": "test_error"}
+            out.update({key: self.se[name][steps].item() for key, name in se.items()})
+        return out
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.net(batch[0])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["decoupled_descent_history"] = self.history  # so a resumed run's figure has the whole curve
+        checkpoint["decoupled_descent_history"] = self.history  # a resumed run's figure has the whole curve, and
+        checkpoint["decoupled_descent_se"] = self.se  # the test metrics of a loaded run have the trajectory and SE
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = checkpoint.get("decoupled_descent_history", self.history)
+        self.se = checkpoint.get("decoupled_descent_se", self.se)
 
     def on_train_end(self) -> None:
         if self.history["raw_error"]:

@@ -1,0 +1,169 @@
+"""Report sections of the decoupled-descent experiments, computed from the run records only (their ``metrics`` and
+``curves``): the train-test tracking figure per variant and, on the Gaussian mixture, state evolution vs simulation.
+
+Used as ``analysis: framework_plugins.decoupled_descent.analysis:tracking_report`` in
+``configs/decoupled_descent/experiments/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framework.experiments.stats import summarize, t_interval
+from framework.figures import pyplot
+
+Runs = dict[tuple[str, int], dict[str, Any]]
+
+# The project's reference note (its own SE / simulation of this construction; the paper publishes no numbers) for
+# the ``dd`` variant of the full-size experiment ``gmm`` at t = 40: quantity -> (SE, simulation), None = not given.
+REFERENCE_NOTE: dict[str, dict[str, tuple[float | None, float | None]]] = {
+    "gmm": {
+        "m": (2.377, 2.346),
+        "q": (12.50, 12.39),
+        "test error": (0.2507, 0.2529),
+        "corrected train error": (None, 0.2521),
+    }
+}
+# (row label, state-evolution metric, simulation metric) of the SE table; all test/ metrics of one run.
+SE_ROWS = (
+    ("m", "test/se_m", "test/m"),
+    ("q", "test/se_q", "test/q"),
+    ("test error", "test/se_error", "test/exact_error"),
+    ("corrected train error", "test/se_error", "test/corrected_train_error"),
+)
+CURVES = {  # curve key -> (label, colour, line style)
+    "val/error": ("test (held-out val split)", "C1", "-"),
+    "train/corrected_error": ("corrected train (P)", "C2", "-"),
+    "train/raw_error": ("raw train (A)", "C0", "-"),
+    "train/se_error": ("state evolution", "C3", "--"),
+}
+
+
+def by_iterate(key: str, curve: list[list[float]]) -> dict[int, float]:
+    """One recorded curve as iterate t -> value of W^t.
+
+    A run's history row at step s (written after the validation that follows the s-th optimizer step) holds
+    ``val/`` metrics of W^s and the ``train/`` metrics that the training step of W^{s-1} logged before stepping,
+    so ``train/`` keys move back by one step. curve: [[step, value], ...] as in a record's ``curves``.
+    """
+    shift = 1 if key.startswith("train/") else 0
+    return {int(step) - shift: float(value) for step, value in curve}
+
+
+def mean_curve(curves: list[dict[int, float]]) -> dict[int, float]:
+    """The pointwise mean over ``curves`` at the iterates every curve has (empty for no curves)."""
+    if not curves:
+        return {}
+    common = sorted(set.intersection(*(set(c) for c in curves)))
+    return {t: float(np.mean([c[t] for c in curves])) for t in common}
+
+
+def variant_curves(runs: Runs, variant: str) -> dict[str, dict[int, float]]:
+    """Seed-mean curve per key (by iterate) of the variant's ok runs; GD's corrected curve (= raw) is dropped."""
+    records = [r for (v, _), r in sorted(runs.items()) if v == variant and r.get("status") == "ok"]
+    out = {}
+    for key in CURVES:
+        curves = [by_iterate(key, r["curves"][key]) for r in records if r.get("curves", {}).get(key)]
+        if curves:
+            out[key] = mean_curve(curves)
+    if out.get("train/corrected_error") == out.get("train/raw_error"):
+        out.pop("train/corrected_error", None)
+    return out
+
+
+def tracking_figure(path: Path, exp: dict[str, Any], runs: Runs) -> bool:
+    """One panel per variant: seed-mean test, corrected train, raw train and SE error against the iterate t.
+    Returns False (and writes nothing) when no run kept a curve."""
+    panels = {v: variant_curves(runs, v) for v in exp["variants"]}
+    panels = {v: c for v, c in panels.items() if c}
+    if not panels:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.3), sharey=True, squeeze=False)
+    for ax, (variant, curves) in zip(axes[0], panels.items(), strict=True):
+        for key, curve in curves.items():
+            label, color, style = CURVES[key]
+            ax.plot(list(curve), list(curve.values()), label=label, color=color, ls=style)
+        ax.set(title=f"{exp['name']}: {variant}", xlabel="iterate t")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("0-1 error (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.4g}"
+
+
+def _mean_sd(values: list[float]) -> str:
+    s = summarize(values)
+    return f"{_fmt(s.mean)} +- {_fmt(s.sd)}"
+
+
+def se_rows(exp: dict[str, Any], runs: Runs) -> list[list[str]]:
+    """Table rows (variant, quantity, SE, simulation, simulation - SE with a 95% paired t interval, n, reference
+    note) for every variant whose runs logged the state evolution; the note only for ``dd`` of a full-size run."""
+    notes = {} if exp.get("smoke") else REFERENCE_NOTE.get(exp["name"], {})
+    rows = []
+    for variant in exp["variants"]:
+        metrics = [r["metrics"] for (v, _), r in sorted(runs.items()) if v == variant and r.get("status") == "ok"]
+        metrics = [m for m in metrics if "test/se_error" in m]
+        if not metrics:
+            continue
+        for label, se_key, sim_key in SE_ROWS:
+            pairs = [(m[se_key], m[sim_key]) for m in metrics if sim_key in m]
+            diff = summarize([sim - se for se, sim in pairs])
+            low, high = t_interval(diff.mean, diff.sd, diff.n)
+            note = notes.get(label) if variant == "dd" else None
+            rows.append(
+                [
+                    variant,
+                    label,
+                    _mean_sd([se for se, _ in pairs]),
+                    _mean_sd([sim for _, sim in pairs]),
+                    f"{_fmt(diff.mean)} [{_fmt(low)}, {_fmt(high)}]",
+                    str(diff.n),
+                    "-" if note is None else f"{_fmt(note[0])} / {_fmt(note[1])}",
+                ]
+            )
+    return rows
+
+
+def tracking_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = "") -> str:
+    """The extra report section: the tracking figure and (Gaussian mixture) the SE-vs-simulation table."""
+    lines = []
+    if tracking_figure(out / "tracking.png", exp, runs):
+        lines += [
+            "",
+            "## Tracking along the trajectory",
+            "",
+            "Mean over seeds of the error of the iterate W^t: on the held-out val split, the corrected train error "
+            "(from P = A - Delta M; DD only, GD's equals its raw one), the raw train error (from A) and the state "
+            "evolution's prediction where there is one.",
+            "",
+            f"![tracking]({prefix}tracking.png)",
+        ]
+    rows = se_rows(exp, runs)
+    if rows:
+        head = ["variant", "quantity at t = T", "SE prediction", "simulation", "simulation - SE (95% CI)", "n"]
+        head.append("reference note: SE / simulation")
+        lines += [
+            "",
+            "## State evolution vs simulation",
+            "",
+            "Mean +- sd over seeds. Simulation: m = v.w/d, q = ||w||^2/d and the exact test error "
+            "Phi(-m/sqrt(Delta q)) of the final W^T, and its corrected train error; the SE (one fixed Monte-Carlo "
+            "seed, the same for every data seed) predicts m, q and the test error, which the corrected train error "
+            "should also match. The interval is the two-sided 95% t interval of the mean per-seed difference.",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+            *("| " + " | ".join(row) + " |" for row in rows),
+        ]
+    return "\n".join(lines) + "\n" if lines else ""
