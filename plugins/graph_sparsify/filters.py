@@ -1,11 +1,15 @@
-"""Polynomial graph filters that take edge weights: GPR-GNN and BernNet propagation (PyG has neither), and the
-PyG Chebyshev layer with a fixed lambda_max so that a graph and its sparsifier share one polynomial."""
+"""Polynomial graph filters that take edge weights: GPR-GNN and BernNet propagation (PyG has neither), the PyG
+Chebyshev layer with a fixed lambda_max so that a graph and its sparsifier share one polynomial, and the spectral
+gap ||p(L~_H) - p(L~_G)||_2 of a fixed Chebyshev filter between a graph and its sparsifier."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 from torch_geometric.nn import ChebConv, MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -86,3 +90,43 @@ class FixedCheb(nn.Module):
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None) -> torch.Tensor:
         return self.conv(x, edge_index, edge_weight, lambda_max=self.lambda_max.to(x.dtype))
+
+
+def chebyshev_filter(coeffs: Sequence[float], lambda_max: float = 2.0) -> FixedCheb:
+    """The fixed filter x -> p(L~) x = sum_k c_k T_k(L~) x (k = 0..len(coeffs) - 1, L~ = 2 L_sym / lambda_max - I)
+    as a one-channel float64 :class:`FixedCheb` with W_k = c_k and zero bias. x: (n, 1) -> (n, 1)."""
+    layer = FixedCheb(1, 1, len(coeffs), lambda_max).double()
+    with torch.no_grad():
+        for lin, c in zip(layer.conv.lins, coeffs, strict=True):
+            lin.weight.fill_(c)
+        layer.conv.bias.zero_()
+    return layer.requires_grad_(False)
+
+
+@torch.no_grad()
+def filter_gap(
+    coeffs: Sequence[float],
+    dense: tuple[torch.Tensor, torch.Tensor],
+    sparse: tuple[torch.Tensor, torch.Tensor],
+    num_nodes: int,
+    lambda_max: float = 2.0,
+    tol: float = 1e-4,
+) -> float:
+    """||p(L~_H) - p(L~_G)||_2 for the fixed Chebyshev filter of :func:`chebyshev_filter`; ``dense`` / ``sparse`` are
+    (edge_index (2, E), edge_weight (E,)) of G and H on ``num_nodes`` nodes. Both filters are symmetric matrices,
+    so the spectral norm is the largest |eigenvalue| of their difference: Lanczos (``scipy.sparse.linalg.eigsh``)
+    on float64 matrix-vector products (relative tolerance ``tol``), never an n x n matrix. Identical graphs give exactly
+    0."""
+    if all(torch.equal(a, b) for a, b in zip(dense, sparse, strict=True)):
+        return 0.0
+    layer = chebyshev_filter(coeffs, lambda_max)
+    (gi, gw), (hi, hw) = dense, sparse
+    gw, hw = gw.double(), hw.double()
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1, 1))
+        return (layer(x, hi, hw) - layer(x, gi, gw)).numpy().ravel()
+
+    op = LinearOperator((num_nodes, num_nodes), matvec=matvec, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(num_nodes)
+    return float(abs(eigsh(op, k=1, which="LM", tol=tol, v0=v0, return_eigenvectors=False)[0]))

@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from framework.figures import figure
 from framework.module import FrameworkModule, default_optimizer
+from framework_plugins.graph_sparsify.filters import filter_gap
 from framework_plugins.graph_sparsify.gnn import FilterKind, PolyGNN
 from framework_plugins.graph_sparsify.graph import EpsCertificate, Sparsified
 
@@ -43,9 +44,14 @@ class TwinSparsifiedGNN(FrameworkModule):
     Logged: ``train/loss``, ``train/loss_dense``, ``train/loss_sparse``, ``train/weight_distance`` (after each step);
     ``<stage>/loss``, ``<stage>/acc`` (dense model on G), ``<stage>/acc_sparse`` (sparse twin on H),
     ``<stage>/acc_dense_weights_on_sparse`` (dense model's weights on H), ``<stage>/eps_hat`` (measured eps),
-    ``<stage>/kept_fraction`` and ``<stage>/weight_distance``; a figure of the weight distance at the end of fit.
+    ``<stage>/kept_fraction`` and ``<stage>/weight_distance``; ``test/filter_gap``; a figure of the weight distance at
+    the end of fit.
 
-    Args: see :class:`framework_plugins.graph_sparsify.gnn.PolyGNN`.
+    Args:
+        filter_coeffs: c_k of the fixed (untrained) Chebyshev filter p = sum_k c_k T_k(2 L_sym / lambda_max - I)
+            whose gap ||p(L~_H) - p(L~_G)||_2 is logged as ``test/filter_gap`` (a property of G and H alone;
+            :func:`framework_plugins.graph_sparsify.filters.filter_gap`).
+        others: see :class:`framework_plugins.graph_sparsify.gnn.PolyGNN`.
     """
 
     def __init__(
@@ -59,10 +65,13 @@ class TwinSparsifiedGNN(FrameworkModule):
         alpha: float = 0.1,
         dropout: float = 0.0,
         lambda_max: float = 2.0,
+        filter_coeffs: tuple[float, ...] = (0.5, 0.3, 0.15, 0.05),
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
+        if not filter_coeffs:
+            raise ValueError("filter_coeffs=() is empty; give at least one Chebyshev coefficient c_0.")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.dense_model = PolyGNN(kind, in_channels, hidden, num_classes, num_layers, K, alpha, dropout, lambda_max)
         self.sparse_model = copy.deepcopy(self.dense_model)
@@ -152,6 +161,19 @@ class TwinSparsifiedGNN(FrameworkModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
+        self.log("test/filter_gap", self.fixed_filter_gap())
+
+    def fixed_filter_gap(self) -> float:
+        """||p(L~_H) - p(L~_G)||_2 of the fixed Chebyshev filter with coefficients ``filter_coeffs`` (depends on G and
+        H only, not on training)."""
+        g = self.graph
+        return filter_gap(
+            self.hparams.filter_coeffs,
+            (g["dense_index"], g["dense_weight"]),
+            (g["sparse_index"], g["sparse_weight"]),
+            len(g["y"]),
+            self.hparams.lambda_max,
+        )
 
     def predict_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         """(2, batch, C): logits of the dense model on G and of the sparse twin on H at the batch's nodes."""

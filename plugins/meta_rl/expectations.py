@@ -10,12 +10,38 @@ import torch
 from torch.func import hessian
 
 from framework_plugins.meta_rl.advantages import compute_advantages
+from framework_plugins.meta_rl.envs.bandit import TensorBandit
 from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv
+from framework_plugins.meta_rl.envs.tabular_mdp import TensorTabularMDP
 from framework_plugins.meta_rl.estimators import dice_surrogate, pg_surrogate
 from framework_plugins.meta_rl.exact import all_batches, enumerate_trajectories, exact_return, select
 from framework_plugins.meta_rl.meta import MetaPolicyGradient
 from framework_plugins.meta_rl.policy import MLPPolicy, Params, per_task
 from framework_plugins.meta_rl.rollout import Trajectories
+
+
+def bandit_setup(
+    seed: int = 0, n_arms: int = 3, hidden: tuple[int, ...] = (4,)
+) -> tuple[TensorBandit, Tasks, MLPPolicy]:
+    """A small enumerable case: a Bernoulli bandit task (``n_arms`` arms, horizon 1, float64) drawn from a
+    generator seeded by ``seed``, and a float64 categorical MLP policy initialised after ``torch.manual_seed(seed)``
+    (the global RNG is reseeded)."""
+    torch.manual_seed(seed)
+    env = TensorBandit(n_arms=n_arms, horizon=1, dtype=torch.float64)
+    task = env.sample_tasks(1, torch.Generator().manual_seed(seed))
+    return env, task, MLPPolicy(1, n_arms, True, hidden).double()
+
+
+def mdp_setup(
+    seed: int = 0, horizon: int = 3, hidden: tuple[int, ...] = (4,)
+) -> tuple[TensorTabularMDP, Tasks, MLPPolicy]:
+    """A small enumerable case: a 2-state 2-action tabular MDP task with deterministic rewards (float64) drawn from
+    a generator seeded by ``seed``, and a float64 categorical MLP policy initialised after
+    ``torch.manual_seed(seed)`` (the global RNG is reseeded)."""
+    torch.manual_seed(seed)
+    env = TensorTabularMDP(n_states=2, n_actions=2, horizon=horizon, reward_std=0.0, dtype=torch.float64)
+    task = env.sample_tasks(1, torch.Generator().manual_seed(seed))
+    return env, task, MLPPolicy(2, 2, True, hidden).double()
 
 
 def as_tasks(batch: Trajectories) -> Trajectories:

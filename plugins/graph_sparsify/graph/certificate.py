@@ -26,7 +26,8 @@ DENSE_MAX_NODES = 3000
 @dataclass
 class EpsCertificate:
     """eps_hat = max(lambda_max - 1, 1 - lambda_min), kappa = lambda_max / lambda_min (inf if H disconnects a
-    component of G, where lambda_min = 0 and eps_hat >= 1), and the method used (``dense`` or ``lobpcg``)."""
+    component of G, where lambda_min = 0 and eps_hat >= 1), and the method used (``dense``, ``lobpcg``,
+    ``identical`` or ``trivial``)."""
 
     eps: float
     lambda_min: float
@@ -59,11 +60,14 @@ def spectral_eps(
 
     ``dense``: ``scipy.linalg.eigh(L_H^g, L^g)`` (all eigenvalues; up to a few thousand nodes). ``lobpcg``:
     lambda_max of (L_H^g, L^g) and lambda_min = 1 / lambda_max(L^g, L_H^g) by AMG-preconditioned LOBPCG (large n).
-    ``auto``: dense up to 3,000 nodes.
+    ``auto``: dense up to 3,000 nodes. H identical to G (same edges and weights): eps_hat = 0 exactly, method
+    ``identical``.
     """
     a, ah = adjacency(g), adjacency(h)
     if a.shape != ah.shape:
         raise ValueError(f"G has {a.shape[0]} nodes but H has {ah.shape[0]}; sparsifiers keep every node.")
+    if (a != ah).nnz == 0:  # H = G: every generalized eigenvalue is exactly 1
+        return EpsCertificate(0.0, 1.0, 1.0, 1.0, "identical")
     n_comp, label = components(a)
     lg, lhg = _grounded(laplacian(a), laplacian(ah), label)
     if lg.shape[0] == 0:

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from framework_plugins.graph_sparsify.datamodule import edges
-from framework_plugins.graph_sparsify.filters import BernProp, FixedCheb, GPRProp
+from framework_plugins.graph_sparsify.filters import BernProp, FixedCheb, GPRProp, chebyshev_filter, filter_gap
 from framework_plugins.graph_sparsify.gnn import PolyGNN
 from framework_plugins.graph_sparsify.graph import effective_resistance_sparsify, laplacian, spectral_eps
 
@@ -134,3 +134,29 @@ def test_normalised_filter_perturbation_scales_like_eps():
     slope = np.polyfit(np.log(eps), np.log(err), 1)[0]
     assert 0.6 < slope < 1.4, f"eps_hat {eps}, relative output error {err}, slope {slope:.2f}"
     assert max(e / d for e, d in zip(err, eps, strict=True)) < 1.0
+
+
+def dense_chebyshev(a: np.ndarray, coeffs: list[float]) -> np.ndarray:
+    """sum_k c_k T_k(M), M = L_sym - I = -D^{-1/2} A D^{-1/2} (zero rows for isolated nodes), as an n x n matrix."""
+    d = a.sum(1)
+    inv = np.where(d > 0, 1 / np.sqrt(np.maximum(d, 1e-300)), 0.0)
+    m = -(inv[:, None] * a * inv[None, :])
+    t = [np.eye(len(a)), m]
+    while len(t) < len(coeffs):
+        t.append(2 * m @ t[-1] - t[-2])
+    return sum(c * tk for c, tk in zip(coeffs, t, strict=False))
+
+
+def test_fixed_chebyshev_filter_and_its_gap_match_dense_matrices():
+    g = nx.stochastic_block_model([50, 50], [[0.5, 0.05], [0.05, 0.5]], seed=3)
+    a = sp.csr_array(nx.to_scipy_sparse_array(g, dtype=np.float64))
+    coeffs = [0.5, 0.3, 0.15, 0.05]
+    x = torch.randn(100, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ei, ew = edges(a)
+    out = chebyshev_filter(coeffs)(x, ei, ew.double())
+    np.testing.assert_allclose(out.numpy(), dense_chebyshev(a.toarray(), coeffs) @ x.numpy(), rtol=1e-10, atol=1e-12)
+    h = effective_resistance_sparsify(a, q=400, seed=1).adjacency  # keeps few edges: some nodes may be isolated
+    expected = np.linalg.norm(dense_chebyshev(h.toarray(), coeffs) - dense_chebyshev(a.toarray(), coeffs), 2)
+    gap = filter_gap(coeffs, (ei, ew), edges(h), 100, tol=1e-8)
+    assert expected > 0.05 and gap == pytest.approx(expected, rel=1e-6)
+    assert filter_gap(coeffs, (ei, ew), (ei.clone(), ew.clone()), 100) == 0.0

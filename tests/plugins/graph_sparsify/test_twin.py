@@ -90,3 +90,30 @@ def test_the_decoupled_probe_reads_the_twin_representations_and_logs_its_errors(
         assert 0 <= trainer.callback_metrics[f"val/probe/{key}"].item() <= 1
     trainer.test(model, data)  # test-time features are inference tensors
     assert 0 <= trainer.callback_metrics["test/probe/corrected_train_error"].item() <= 1
+
+
+@pytest.mark.parametrize("sparsifier", ["none", "effective_resistance"])
+def test_test_stage_logs_the_perturbation_of_the_same_weights_and_the_filter_gap(sparsifier):
+    """H = G (the negative control) gives exactly zero perturbation; a sparsifier gives a positive one."""
+    pl.seed_everything(0, workers=True)
+    data = GraphSparsifyData(dataset="sbm", num_nodes=120, sparsifier=sparsifier, samples_factor=1.0, batch_size=128)
+    model = TwinSparsifiedGNN(kind="cheb", in_channels=16, hidden=8, num_classes=4)
+    trainer = pl.Trainer(
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[GeometryProbe(k=5)],
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, data)
+    trainer.test(model, data)
+    m = {k: v.item() for k, v in trainer.callback_metrics.items()}
+    perturbations = [m["test/filter_gap"], m["test/eps_hat"], m["test/geometry/same_weights/layer1/rel_error"]]
+    if sparsifier == "none":
+        assert perturbations == [0.0, 0.0, 0.0] and m["test/geometry/same_weights/layer0/cka"] == pytest.approx(1.0)
+        assert m["test/kept_fraction"] == 1.0 and m["test/acc_dense_weights_on_sparse"] == m["test/acc"]
+    else:
+        assert all(p > 0 for p in perturbations) and m["test/kept_fraction"] < 1
+        assert m["test/filter_gap"] == pytest.approx(model.fixed_filter_gap())

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from meta_rl_enumeration import bandit_setup, mdp_setup
 
 from framework_plugins.meta_rl.estimators import dice_surrogate
 from framework_plugins.meta_rl.exact import enumerate_trajectories, exact_return
-from framework_plugins.meta_rl.expectations import as_tasks, hessians
+from framework_plugins.meta_rl.expectations import as_tasks, bandit_setup, hessians, mdp_setup
 from framework_plugins.meta_rl.policy import per_task
 
 

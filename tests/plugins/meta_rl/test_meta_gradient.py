@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from meta_rl_enumeration import bandit_setup, mdp_setup
 
 from framework_plugins.meta_rl.exact import all_batches, enumerate_trajectories, exact_return, select
-from framework_plugins.meta_rl.expectations import exact_meta_objective, expected_estimator
+from framework_plugins.meta_rl.expectations import bandit_setup, exact_meta_objective, expected_estimator, mdp_setup
 from framework_plugins.meta_rl.meta import MetaPolicyGradient
 from framework_plugins.meta_rl.policy import per_task
 

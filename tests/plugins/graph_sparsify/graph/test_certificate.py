@@ -42,7 +42,11 @@ def test_lobpcg_certificate_agrees_with_dense(dense_sbm):
 
 
 def test_identical_graph_has_zero_eps_and_scaled_graph_has_exact_eps(dense_sbm):
-    assert spectral_eps(dense_sbm, dense_sbm).eps == pytest.approx(0, abs=1e-9)
+    same = spectral_eps(dense_sbm, dense_sbm.copy())
+    assert same.eps == 0.0 and same.method == "identical"
+    nearly = dense_sbm.copy()
+    nearly.data[:2] *= 1 + 1e-9  # one edge (both directions) reweighted: the eigensolver runs
+    assert spectral_eps(dense_sbm, nearly).method == "dense"
     cert = spectral_eps(dense_sbm, 1.3 * dense_sbm)
     assert cert.lambda_min == pytest.approx(1.3) and cert.eps == pytest.approx(0.3)
 
