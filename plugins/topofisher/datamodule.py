@@ -29,11 +29,16 @@ class TopoFisherData(TensorSplitsDataModule):
     After :meth:`memoize` (called by a model whose front end is frozen), items are ``fn(simulations)`` instead,
     computed when first drawn and kept; ``splits`` always holds the simulations.
 
+    ``test_simulators`` adds named test sets: the test split's seeds simulated by another simulator (e.g. Gaussian
+    maps with the lognormal maps' C_l, a simulator shift), split ``test_<name>``, served after the test split as
+    further test loaders in the order given (one that simulates exactly the test split shares its memoized items).
+
     Args:
         simulator: a :class:`~framework_plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, LognormalLensing).
         n_train, n_val, n_test: seeds per split.
         batch_size: seeds per training step (the Fisher matrix of a step is estimated from them).
         seed: base seed.
+        test_simulators: name -> simulator of an extra test set (same parameters and dtheta as ``simulator``).
     """
 
     def __init__(
@@ -44,16 +49,26 @@ class TopoFisherData(TensorSplitsDataModule):
         n_test: int = 256,
         batch_size: int = 64,
         seed: int = 0,
+        test_simulators: dict[str, Simulator] | None = None,
     ) -> None:
         super().__init__(batch_size, seed)
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
             if not 0 < value < 3_000_000:
                 raise ValueError(f"data.init_args.{name}={value} must lie in [1, 3e6).")
         self.simulator = simulator if simulator is not None else GRF()
+        self.test_simulators = dict(test_simulators or {})
+        for name, other in self.test_simulators.items():
+            if not torch.equal(other.thetas(), self.simulator.thetas()):
+                raise ValueError(
+                    f"data.init_args.test_simulators.{name} simulates at theta_fid={other.theta_fid.tolist()}, "
+                    f"dtheta={other.dtheta.tolist()}; it must match the simulator's "
+                    f"{self.simulator.theta_fid.tolist()}, {self.simulator.dtheta.tolist()}."
+                )
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.item_fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None
         self.ragged_dim: int | None = None
         self._memoized: dict[str, MemoizedDataset] = {}
+        self._same_as: dict[str, str] = {}  # split -> the split holding the same simulations
 
     def memoize(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None) -> None:
         """Serve ``fn(items)`` (a batch of simulations (b, 1 + 2p, *shape) -> tuple of tensors with first dim b,
@@ -65,6 +80,7 @@ class TopoFisherData(TensorSplitsDataModule):
     def dataset(self, split: str) -> Dataset:
         if self.item_fn is None:
             return super().dataset(split)
+        split = self._same_as.get(split, split)
         if split not in self._memoized:
             self._memoized[split] = MemoizedDataset(self.splits[split][0], self.item_fn, self.ragged_dim)
         return self._memoized[split]
@@ -73,16 +89,27 @@ class TopoFisherData(TensorSplitsDataModule):
         """The simulation seeds of one split (:func:`split_seeds`)."""
         return list(split_seeds(self.seed, split, self.sizes[split]))
 
-    def first_items(self, split: str, n: int) -> list[torch.Tensor]:
-        """Items 0..n-1 of a split, batched as its loader serves them: the simulations (n, 1 + 2p, *shape), or the
-        memoized tensors after :meth:`memoize`."""
+    def items(self, split: str, start: int, stop: int) -> list[torch.Tensor]:
+        """Items start..stop-1 of a split (clipped to its size), batched as its loader serves them: the simulations
+        (n, 1 + 2p, *shape), or the memoized tensors after :meth:`memoize`."""
         dataset = self.dataset(split)  # both kinds fetch whole batches (the loaders' batched fetch)
-        return list(dataset.__getitems__(list(range(min(n, len(dataset))))))
+        return list(dataset.__getitems__(list(range(start, min(stop, len(dataset))))))
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         self.splits = {s: (self.simulator.seed_matched(self.split_seeds(s)),) for s in self.sizes}
+        for name, simulator in self.test_simulators.items():
+            sims = simulator.seed_matched(self.split_seeds("test"))
+            if torch.equal(sims, self.splits["test"][0]):
+                self._same_as[f"test_{name}"] = "test"
+            self.splits[f"test_{name}"] = (sims,)
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The test split, then one loader per entry of ``test_simulators`` (ordered, unshuffled)."""
+        if not self.test_simulators:
+            return self.loader("test")
+        return [self.loader("test"), *(self.loader(f"test_{name}") for name in self.test_simulators)]
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, seeded batches; the last partial batch is dropped (every Fisher estimate uses a full batch)."""

@@ -4,7 +4,7 @@ Fisher information ln|F| of its summaries, estimated from seed-matched simulatio
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -15,12 +15,17 @@ from framework.module import FrameworkModule, default_optimizer
 from framework_plugins.topofisher.fisher import (
     fisher_from_summaries,
     imnn_regularizer,
+    mean_derivative,
     moped_weights,
     split_fisher,
+    split_summaries,
 )
 from framework_plugins.topofisher.fisher import log_det as fisher_log_det
 from framework_plugins.topofisher.plots import diagram_figure, filtration_figure, fisher_figure
 from framework_plugins.topofisher.simulators import Simulator
+
+CHUNK_ITEMS = 64  # training items per forward pass when fitting the standardisation or MOPED
+NEARLY_CONSTANT = 1e-3  # MOPED drops features whose training std is below this fraction of the largest one
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -35,13 +40,14 @@ class SeedMatchedSimulations(Protocol):
     """What :class:`TopoFisher` reads from its datamodule (:class:`TopoFisherData` provides it)."""
 
     simulator: Simulator  # n_params, dtheta and the exact Fisher matrix when known
+    test_simulators: dict[str, Simulator]  # extra test sets, served after the test split in this order
     splits: dict[str, tuple[torch.Tensor, ...]]  # split -> (simulations (n, 1 + 2p, *shape),)
 
     def memoize(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None) -> None:
         """Serve fn(simulations) instead of the simulations, each item computed once."""
 
-    def first_items(self, split: str, n: int) -> list[torch.Tensor]:
-        """Items 0..n-1 of a split, batched as its loader serves them."""
+    def items(self, split: str, start: int, stop: int) -> list[torch.Tensor]:
+        """Items start..stop-1 of a split, batched as its loader serves them."""
 
 
 class TopoFisher(FrameworkModule):
@@ -52,13 +58,19 @@ class TopoFisher(FrameworkModule):
     Summaries are standardised by a fixed affine map (mean / std of ``standardize_sims`` training fiducials through
     the initial pipeline; ln|F| does not depend on it, it only conditions the compressor's input). Compressors:
     ``mlp`` (hidden sizes ``hidden``, p outputs, trained) or ``moped`` (t = B^T s with B = C^-1 dmu^T refitted on
-    ``moped_sims`` training seeds before each evaluation; training then maximises ln|F| of the uncompressed
-    summaries, which MOPED preserves). With ``cache_diagrams`` (a TopologicalSummary whose filtration has no
-    trainable parameter, e.g. the raw field) the diagrams of each simulation are computed once, when it is first
-    drawn, and reused: later epochs only run the vectorization and the compressor.
+    ``moped_sims`` training seeds before each evaluation, on the features whose training std is at least
+    ``NEARLY_CONSTANT`` of the largest; training then maximises ln|F| of the uncompressed summaries, which MOPED
+    preserves). A fixed summary (no trainable parameter) with ``moped`` is the classical baseline: there is nothing
+    to train, so each training step is a no-op (fit one step, ``trainer.max_epochs: 1, limit_train_batches: 1``, to
+    get the checkpoint the test loads) and the test reports MOPED fitted on the training simulations. With
+    ``cache_diagrams`` (a TopologicalSummary whose filtration has no trainable parameter, e.g. the raw field) the
+    diagrams of each simulation are computed once, when it is first drawn, and reused: later epochs only run the
+    vectorization and the compressor.
     Evaluation reports only held-out numbers: ``<stage>/log_det_F`` (standard estimator, biased high by
     derivative noise), ``<stage>/log_det_F_split`` (MOPED on one half, F on the other: biased low),
-    ``<stage>/info_ratio`` = exp(ln|F| - ln|F_exact|) when the simulator knows F_exact.
+    ``<stage>/info_ratio`` = exp(ln|F| - ln|F_exact|) when the simulator knows F_exact; the test also logs the
+    entries ``test/F_ij`` (i <= j) of the held-out F, ``test/log_det_F_exact`` and ``test/F_exact_ij`` when F_exact
+    is known, and ``test/<name>/...`` for each extra test set of the datamodule's ``test_simulators``.
     ``predict`` returns the compressed summaries (batch, 1 + 2p, p).
 
     Args:
@@ -111,7 +123,7 @@ class TopoFisher(FrameworkModule):
         self.cache_diagrams = cache_diagrams
         self.dtheta = torch.ones(n_params, dtype=torch.float64)
         self.exact_fisher: torch.Tensor | None = None
-        self._held_out: list[torch.Tensor] = []
+        self._held_out: list[list[torch.Tensor]] = []
 
     def setup(self, stage: str) -> None:
         self._data = data = self.data(SeedMatchedSimulations)
@@ -140,20 +152,36 @@ class TopoFisher(FrameworkModule):
         """Compressed summaries of simulations x (B, 1 + 2p, *shape) -> (B, 1 + 2p, p) (diagrams computed here)."""
         return self.compress((self._summarize(x) - self.shift) / self.scale)
 
-    def _train_items(self, n: int, k: int | None = None) -> list[torch.Tensor]:
-        """The first n training items (only their first k simulations), in the form the loaders serve."""
-        items = self._data.first_items("train", n)
-        return [t[:, :k].to(self.device) for t in items]
+    @torch.no_grad()
+    def _train_features(self, n: int, k: int | None = None) -> torch.Tensor:
+        """Standardised summaries (n, k, d) of the first n training items (only their first k simulations),
+        computed ``CHUNK_ITEMS`` items at a time (n is clipped to the training split's size)."""
+        n, chunks = min(n, len(self._data.splits["train"][0])), []
+        for start in range(0, n, CHUNK_ITEMS):
+            items = self._data.items("train", start, min(start + CHUNK_ITEMS, n))
+            chunks.append(self.features([t[:, :k].to(self.device) for t in items]))
+        return torch.cat(chunks)
+
+    @property
+    def trainable(self) -> bool:
+        """False for a fixed summary compressed by MOPED: no parameter to train."""
+        return any(p.requires_grad for p in self.parameters())
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The named groups of the trainable parameters; one empty group when nothing is trainable."""
+        return super().param_groups() if self.trainable else [{"params": [], "name": "none"}]
 
     @torch.no_grad()
     def on_fit_start(self) -> None:
         if not bool(self.standardized):  # a restored checkpoint keeps its own standardisation
-            s = self.features(self._train_items(self.standardize_sims, k=1))[:, 0]
+            s = self._train_features(self.standardize_sims, k=1)[:, 0]
             self.shift.copy_(s.mean(0))
             self.scale.copy_(s.std(0).clamp_min(1e-8))
             self.standardized.fill_(True)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if not self.trainable:  # a no-op step: the optimizer has nothing to update, the fit still checkpoints
+            return torch.zeros((), device=self.device, requires_grad=True)
         s = self.features(batch)
         t = self.compressor(s) if self.compressor_kind == "mlp" else s
         fisher, cov, _ = fisher_from_summaries(t, self.dtheta)
@@ -167,19 +195,30 @@ class TopoFisher(FrameworkModule):
 
     @torch.no_grad()
     def _fit_moped(self) -> None:
-        if self.compressor_kind == "moped":
-            s = self.features(self._train_items(self.moped_sims))
-            _, _, dmu = fisher_from_summaries(s, self.dtheta, correct=False)
-            self.moped.copy_(moped_weights(s[:, 0], dmu))
+        """MOPED B = C^-1 dmu^T (d, p) of the standardised summaries of ``moped_sims`` training items, with zero
+        rows for the nearly constant features (their covariance is numerically singular and their rare spikes would
+        get huge weights)."""
+        if self.compressor_kind != "moped":
+            return
+        s = self._train_features(self.moped_sims).double()
+        fiducial, plus, minus = split_summaries(s, self.n_params)
+        std = fiducial.std(0) * self.scale.double()  # of the raw summaries
+        keep = std >= NEARLY_CONSTANT * std.max()
+        dmu = mean_derivative(plus[..., keep], minus[..., keep], self.dtheta)
+        weights = torch.zeros_like(self.moped, dtype=torch.float64)
+        weights[keep] = moped_weights(fiducial[:, keep], dmu)
+        self.moped.copy_(weights)
 
     def on_validation_epoch_start(self) -> None:
         self._fit_moped()
-        self._held_out = []
+        self._held_out = [[]]
 
-    on_test_epoch_start = on_validation_epoch_start
+    def on_test_epoch_start(self) -> None:
+        self._fit_moped()
+        self._held_out = [[] for _ in range(1 + len(self._data.test_simulators))]
 
-    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._held_out.append(self.compress(self.features(batch)))
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._held_out[dataloader_idx].append(self.compress(self.features(batch)))
 
     test_step = validation_step
 
@@ -187,24 +226,37 @@ class TopoFisher(FrameworkModule):
         return self.compress(self.features(batch))
 
     def on_validation_epoch_end(self) -> None:
-        self._evaluate("val")
+        self._evaluate("val", self._held_out[0], self.exact_fisher)
 
     def on_test_epoch_end(self) -> None:
-        fisher = self._evaluate("test")
+        fisher = self._evaluate("test", self._held_out[0], self.exact_fisher)
+        self._log_matrix("test/F", fisher)
+        if self.exact_fisher is not None:
+            self.log("test/log_det_F_exact", fisher_log_det(self.exact_fisher).float())
+            self._log_matrix("test/F_exact", self.exact_fisher)
+        for name, held_out in zip(self._data.test_simulators, self._held_out[1:], strict=True):
+            self._evaluate(f"test/{name}", held_out, self._data.test_simulators[name].exact_fisher())
         if self.trainer.is_global_zero:
             self._figures(fisher)
 
-    def _evaluate(self, stage: str) -> torch.Tensor:
-        t = self.gather_rows(self._held_out).double()
+    def _evaluate(self, prefix: str, held_out: list[torch.Tensor], exact: torch.Tensor | None) -> torch.Tensor:
+        """Log ``<prefix>/log_det_F``, ``_split`` and (``exact`` known) ``info_ratio`` of the compressed held-out
+        summaries (batches of (b, 1 + 2p, p)); returns the held-out F (p, p)."""
+        t = self.gather_rows(held_out).double()
         dtheta = self.dtheta.to(t)
         fisher = fisher_from_summaries(t, dtheta)[0]
         log_det = fisher_log_det(fisher)
-        self.log(f"{stage}/log_det_F", log_det.float())
-        self.log(f"{stage}/log_det_F_split", fisher_log_det(split_fisher(t, dtheta)).float())
-        if self.exact_fisher is not None:
-            exact = fisher_log_det(self.exact_fisher)
-            self.log(f"{stage}/info_ratio", torch.exp(log_det - exact).float())
+        self.log(f"{prefix}/log_det_F", log_det.float())
+        self.log(f"{prefix}/log_det_F_split", fisher_log_det(split_fisher(t, dtheta)).float())
+        if exact is not None:
+            self.log(f"{prefix}/info_ratio", torch.exp(log_det - fisher_log_det(exact)).float())
         return fisher
+
+    def _log_matrix(self, key: str, matrix: torch.Tensor) -> None:
+        """Log the upper triangle of a symmetric (p, p) matrix as ``<key>_ij``, i <= j."""
+        for i in range(len(matrix)):
+            for j in range(i, len(matrix)):
+                self.log(f"{key}_{i}{j}", matrix[i, j].float())
 
     def _figures(self, fisher: torch.Tensor) -> None:
         log_figure(self.trainer, "fisher_ellipses", fisher_figure(fisher, self.exact_fisher, self.dtheta))
