@@ -103,6 +103,7 @@ class Experiment:
     description: str
     base: tuple[Path, ...]
     overrides: dict[str, Any]
+    smoke_overrides: dict[str, Any]  # applied last, over variant overrides too (empty unless smoke)
     seeds: tuple[int, ...]
     seed_keys: tuple[str, ...]
     seed_controls: str
@@ -249,8 +250,7 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
         metrics[key] = DIRECTIONS[direction]
 
     overrides = _overrides(path, "set", raw.get("set"))
-    if smoke:
-        overrides.update(_overrides(path, "smoke.set", smoke_raw.get("set")))
+    smoke_overrides = _overrides(path, "smoke.set", smoke_raw.get("set")) if smoke else {}
     tune = _tune(path, raw.get("tune"), variants, int(seeds[0]), smoke_raw.get("trials") if smoke else None)
     if smoke and tune is not None:  # the smoke size wins over the trials' own horizon
         smoke_keys = set(_overrides(path, "smoke.set", smoke_raw.get("set")))
@@ -263,6 +263,7 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
         description=str(raw.get("description") or "").strip(),
         base=tuple(_config_path(path, "base", item) for item in _as_list(raw.get("base") or [])),
         overrides=overrides,
+        smoke_overrides=smoke_overrides,
         seeds=tuple(int(s) for s in seeds),
         seed_keys=tuple(seed_raw.get("sets") or ["seed_everything"]),
         seed_controls=str(seed_raw.get("controls") or ""),
@@ -319,7 +320,7 @@ def override_arg(key: str, value: Any) -> str:
 def run_args(exp: Experiment, variant: Variant, seed: int, best: Path | None = None) -> list[str]:
     """The arguments shared by a run's fit and test: base and variant configs, overrides, seed keys, tuned values."""
     args = [arg for cfg in (*exp.base, *variant.configs) for arg in ("--config", str(cfg))]
-    args += [override_arg(k, v) for k, v in {**exp.overrides, **variant.overrides}.items()]
+    args += [override_arg(k, v) for k, v in {**exp.overrides, **variant.overrides, **exp.smoke_overrides}.items()]
     args += [override_arg(key, seed) for key in exp.seed_keys]
     if best is not None:
         args += ["--config", str(best)]

@@ -19,7 +19,7 @@ from scipy import stats
 from framework.cli import FrameworkCLI
 from framework.experiments.report import embed, latest_runs, missing_runs, summarize_experiment, write_report
 from framework.experiments.runner import read_results, run_experiment
-from framework.experiments.spec import ExperimentError, load_experiment
+from framework.experiments.spec import ExperimentError, load_experiment, run_args
 from framework.experiments.stats import paired_difference, summarize
 from framework.experiments.tune import OptunaPruning, run_study
 
@@ -81,8 +81,11 @@ def test_every_variant_must_search_the_same_number_of_hyperparameters(tmp_path: 
 
 
 def test_smoke_size_replaces_seeds_and_adds_overrides(tmp_path: Path) -> None:
-    exp = load_experiment(write_experiment(tmp_path), smoke=True)
-    assert exp.seeds == (0,) and exp.overrides == {"trainer.max_epochs": 1}
+    path = write_experiment(tmp_path, variants={"long": [{"trainer.max_epochs": 50}]}, reference="long")
+    exp = load_experiment(path, smoke=True)
+    assert exp.seeds == (0,) and exp.smoke_overrides == {"trainer.max_epochs": 1}
+    args = run_args(exp, exp.variants[0], 0)
+    assert "--trainer.max_epochs=1" in args and "--trainer.max_epochs=50" not in args  # smoke wins over a variant
     assert load_experiment(write_experiment(tmp_path)).seeds == (0, 1)
 
 
