@@ -1,7 +1,8 @@
 """One task of an experiment, in its own process: a run (``framework fit`` then ``framework test``) or a tuning study.
 
-``python -m framework.experiments.worker TASK.json`` executes the task and writes its result JSON atomically to the
-path the task names (the local executor); ``submitit`` calls :func:`execute` directly inside the cluster job.
+:func:`execute` runs the task and writes its result JSON atomically to the path the task names; the local executor
+calls it through :func:`execute_logged` in a forked process, ``submitit`` inside the cluster job, and
+``python -m framework.experiments.worker TASK.json`` by hand (to rerun one task while debugging it).
 """
 
 from __future__ import annotations
@@ -110,6 +111,22 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
     if os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0")) == "0":  # one writer in a multi-task job
         write_json_atomically(Path(task["result"]), result)
     return result
+
+
+def execute_logged(task: dict[str, Any], log: str, env: dict[str, str], cwd: str) -> None:
+    """:func:`execute` with stdout and stderr (file descriptors 1 and 2, so child libraries' output too) sent to
+    ``log``, in environment ``env`` and working directory ``cwd``: the body of a local-executor process."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    with open(log, "w") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+    try:
+        execute(task)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import yaml
 from scipy import stats
 
 from framework.cli import FrameworkCLI
+from framework.experiments.executors import LocalExecutor
 from framework.experiments.report import embed, latest_runs, missing_runs, summarize_experiment, write_report
 from framework.experiments.runner import read_results, run_experiment
 from framework.experiments.spec import ExperimentError, load_experiment, run_args
@@ -198,6 +199,17 @@ def test_sigkill_mid_experiment_then_rerun_redoes_nothing_finished(tmp_path: Pat
     assert after[: len(before)] == before  # finished runs are neither redone nor rewritten
     keys = [(r["variant"], r["seed"]) for r in after]
     assert len(keys) == len(set(keys)) == 6 and all(r["status"] == "ok" for r in after)
+
+
+def test_a_worker_that_dies_without_a_result_is_a_failure_naming_its_last_log_line(tmp_path: Path) -> None:
+    """The forked worker's own stderr (file descriptor 2) lands in log.txt and explains the failure."""
+    task = {"kind": "nonsense", "result": str(tmp_path / "result.json"), "log": str(tmp_path / "log.txt"),
+            "record": {"variant": "v", "seed": 3}}  # fmt: skip
+    results = []
+    LocalExecutor(jobs=1).run([task], lambda t, r: results.append(r))
+    (result,) = results
+    assert result["status"] == "failed" and result["variant"] == "v" and result["seed"] == 3
+    assert "exited with status 1" in result["error"] and "kind 'nonsense' is unknown" in result["error"]
 
 
 @pytest.mark.slow

@@ -52,7 +52,9 @@ def test_every_builtin_plugin_declares_its_config_folder_and_a_runnable_demo():
         assert info.config_dir is not None and info.config_dir.name == name and info.config_dir.is_dir()
         assert info.demo is not None and info.demo.is_file() and info.demo in info.configs
         on_disk = sorted(info.config_dir.rglob("*.yaml"))
-        assert list(info.configs) == on_disk  # nested folders included
+        assert sorted(info.configs + info.experiments) == on_disk  # nested folders included, nothing lost
+        assert info.experiments and all(p.parent.name == "experiments" for p in info.experiments)
+        assert not set(info.configs) & set(info.experiments)
     nested = [c for c in infos["graph_sparsify"].configs if REAL_DATA_DIR in c.parts]
     assert nested and not set(nested) & set(infos["graph_sparsify"].builtin_data_configs())
 
