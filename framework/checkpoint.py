@@ -17,7 +17,10 @@ class CheckpointError(ValueError):
 
 
 def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
-    """Load ``path`` with ``torch.load(weights_only=True)`` and check it is a Lightning checkpoint.
+    """Load ``path`` with ``torch.load(weights_only=True)`` and check it is a complete Lightning checkpoint.
+
+    Every member of the torch zip archive is checked against its CRC-32 first, so a bit flipped on disk or in a copy
+    is refused instead of loading silently wrong weights.
 
     ``weights_only=True`` restricts unpickling to tensors and plain containers, so a pickle that carries code
     (``__reduce__`` to ``os.system`` and the like) is refused instead of executed.
@@ -32,6 +35,16 @@ def load_checkpoint_safely(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"ckpt_path={str(path)!r} is not a readable checkpoint: it is not a torch zip archive (truncated, "
             "random bytes, or a raw pickle). Pick another file, e.g. the run's checkpoints/last.ckpt."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # every member's CRC-32: torch.load itself does not check them
+    except (zipfile.BadZipFile, OSError, RuntimeError) as err:
+        damaged = f"({type(err).__name__}: {err})"
+    if damaged is not None:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is damaged: {damaged} fails its CRC-32 check (a flipped bit or a partial "
+            "copy). Pick another file, e.g. an earlier epoch=*.ckpt of the run, or copy the file again."
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -29,9 +29,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from framework.callbacks import (
     AtomicModelCheckpoint,
-    FiniteLossGuard,
+    FiniteGuard,
     MetricHistory,
-    NonFiniteLossError,
+    NonFiniteError,
     PredictionWriter,
     RNGStateCallback,
 )
@@ -47,9 +47,14 @@ RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child pro
 WANDB_ID_FILE = "wandb_run_id.txt"
 EXPERIMENT_ENV = "FRAMEWORK_EXPERIMENT"  # JSON {experiment, variant, seed} set by `framework experiment run`
 LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
+CONFIG_IN_CHECKPOINT = "framework_config"
+# what a resume continues unchanged (the optimizer state restores the old learning rate, the RNG state the old seed)
+RESUME_FIXED = ("seed_everything", "model", "data")
+RESUME_FIXED_TRAINER = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
+UNTRAINED = "untrained"  # --ckpt_path untrained: evaluate freshly initialised weights on purpose
 USER_ERRORS = (
     CheckpointError,
-    NonFiniteLossError,
+    NonFiniteError,
     FileNotFoundError,
     PluginLookupError,
     DataContractError,
@@ -61,15 +66,23 @@ USER_ERRORS = (
 class ConfigSaver(SaveConfigCallback):
     """Save the resolved config to the run dir (``config.yaml`` for fit, ``config_<cmd>.yaml`` otherwise) and
     record it in every logger (W&B run config, CSV/TensorBoard hparams), with the experiment/variant/seed of a run
-    launched by ``framework experiment run``."""
+    launched by ``framework experiment run``. Every checkpoint carries the sections a resume must not change
+    (``checkpoint["framework_config"]``, see :data:`RESUME_FIXED`)."""
+
+    resolved: dict[str, Any] | None = None
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
+        self.resolved = config
         record: dict[str, Any] = {"config": config}
         if os.environ.get(EXPERIMENT_ENV):
             record["experiment"] = json.loads(os.environ[EXPERIMENT_ENV])
         for logger in trainer.loggers:
             logger.log_hyperparams(record)
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self.resolved is not None:
+            checkpoint[CONFIG_IN_CHECKPOINT] = resume_fixed(self.resolved)
 
 
 class FrameworkCLI(LightningCLI):
@@ -98,7 +111,7 @@ class FrameworkCLI(LightningCLI):
             "parser_kwargs",
             {"fit": no_abbrev, "validate": no_abbrev, "test": no_abbrev, "predict": no_abbrev, **no_abbrev},
         )
-        defaults = [FiniteLossGuard(), RNGStateCallback(), PredictionWriter(), MetricHistory()]
+        defaults = [FiniteGuard(), RNGStateCallback(), PredictionWriter(), MetricHistory()]
         kwargs.setdefault("trainer_defaults", {"callbacks": [*defaults, *(extra_callbacks or [])]})
         try:
             super().__init__(
@@ -132,6 +145,7 @@ class FrameworkCLI(LightningCLI):
         parser.set_defaults(
             {
                 "checkpoint.save_last": True,
+                "checkpoint.enable_version_counter": False,  # one fit per run dir: last.ckpt is always the newest
                 "trainer.logger": {
                     "class_path": "lightning.pytorch.loggers.WandbLogger",
                     "init_args": {"offline": True, "project": "framework"},
@@ -156,11 +170,60 @@ class FrameworkCLI(LightningCLI):
                     f"ckpt_path='last': no {ckpt_path}. Nothing to resume in run dir {self.run_dir}; "
                     "pass --run_dir of the run to resume or --ckpt_path PATH, or drop --ckpt_path to start afresh."
                 )
+        if subcommand in ("validate", "test", "predict") and ckpt_path is None:
+            raise CheckpointError(
+                f"ckpt_path is not set: `framework {subcommand}` would evaluate untrained weights. Pass --ckpt_path "
+                f"last (the run's newest checkpoint), --ckpt_path PATH, or --ckpt_path {UNTRAINED} to evaluate the "
+                "freshly initialised model on purpose."
+            )
+        if ckpt_path == UNTRAINED:
+            cfg.ckpt_path = ckpt_path = None
+        if subcommand == "fit" and ckpt_path is None and os.environ.get("LOCAL_RANK", "0") == "0":
+            refuse_second_fit(self.run_dir, cfg.checkpoint.get("dirpath") if cfg.get("checkpoint") else None)
+        self.checkpoint: dict[str, Any] | None = None
         if ckpt_path and ckpt_path not in ("best", "hpc"):
-            load_checkpoint_safely(ckpt_path)  # refuse corrupt or code-carrying files with a clear message
+            # refuse corrupt or code-carrying files with a clear message
+            self.checkpoint = load_checkpoint_safely(ckpt_path)
             cfg.ckpt_path = ckpt_path
         if subcommand and cfg.get("weights_only") is None:
             cfg.weights_only = True  # Lightning then loads every checkpoint with torch.load(weights_only=True)
+
+    def _parse_ckpt_path(self) -> None:
+        """Check the checkpoint against the config before Lightning lets its saved hyperparameters replace the
+        config's model: a checkpoint of another model class is refused; a fit that resumes with changed model, data,
+        seed or optimisation settings is refused (the restored optimizer and RNG state would silently keep the old
+        ones while config.yaml recorded the new); for validate/test/predict the checkpoint's values win, and each
+        one that differs from the config is named on stderr."""
+        if self.checkpoint is None or not self.config.get("subcommand"):
+            return
+        subcommand = self.config["subcommand"]
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))[subcommand]
+        ckpt_path = self.config[subcommand]["ckpt_path"]
+        hparams = dict(self.checkpoint.get("hyper_parameters") or {})
+        saved_class, model_class = hparams.pop("_class_path", None), (config.get("model") or {}).get("class_path")
+        if saved_class and model_class and saved_class != model_class:
+            raise CheckpointError(
+                f"ckpt_path={ckpt_path!r} holds a {saved_class} checkpoint but the config's model is {model_class}. "
+                "Pass the config the checkpoint was trained with (its run dir's config.yaml)."
+            )
+        if subcommand == "fit" and CONFIG_IN_CHECKPOINT in self.checkpoint:
+            changed = config_differences(self.checkpoint[CONFIG_IN_CHECKPOINT], resume_fixed(config))
+            if changed:
+                raise CheckpointError(
+                    f"resuming from {ckpt_path} with changed settings ({'; '.join(changed)}): a resume continues the "
+                    "run exactly as it was (its optimizer state keeps the old learning rate, its RNG state the old "
+                    "seed), so these would be recorded but not used. Drop the changed overrides to resume, or start a "
+                    "new run (another --run_dir, without --ckpt_path). Allowed on resume: trainer.max_epochs / "
+                    "max_steps, logging, callbacks."
+                )
+        hparams.pop("_instantiator", None)
+        init_args = (config.get("model") or {}).get("init_args") or {}
+        overridden = config_differences(hparams, {k: init_args.get(k) for k in hparams}, prefix="model.init_args.")
+        if overridden and subcommand != "fit":
+            print_once(
+                f"framework: note: the checkpoint's hyperparameters replace the config's: {'; '.join(overridden)}."
+            )
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
@@ -190,6 +253,45 @@ class FrameworkCLI(LightningCLI):
 
     def after_validate(self) -> None:
         print_summary(self, "validate")
+
+
+# -- checks on what a run may load or overwrite ---------------------------------------------------------------
+def resume_fixed(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config (a ``framework fit`` section) that a resume must leave unchanged."""
+    fixed = {key: config.get(key) for key in RESUME_FIXED}
+    trainer = config.get("trainer") or {}
+    fixed["trainer"] = {key: trainer.get(key) for key in RESUME_FIXED_TRAINER}
+    return fixed
+
+
+def config_differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
+    """``key: saved -> now`` for every dotted key whose value differs between two plain config trees (tuples and
+    lists compare equal)."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [
+            line
+            for key in sorted(set(saved) | set(now), key=str)
+            for line in config_differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+        ]
+    plain = [list(v) if isinstance(v, tuple) else v for v in (saved, now)]
+    return [] if plain[0] == plain[1] else [f"{prefix.rstrip('.')}: checkpoint {saved!r}, config {now!r}"]
+
+
+def refuse_second_fit(run_dir: Path, ckpt_dir: str | None) -> None:
+    """A run directory holds one fit: starting a fresh one where checkpoints exist would mix two runs (and make
+    ``--ckpt_path last`` ambiguous), so it is refused with the two ways forward."""
+    folder = Path(ckpt_dir) if ckpt_dir else run_dir / "checkpoints"
+    found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    if found:
+        raise CheckpointError(
+            f"run_dir={str(run_dir)!r} already holds a fit ({found[0]}); a run dir holds one fit. Resume it with "
+            "--ckpt_path last, or start a new run in another --run_dir (or without --run_dir: a new version_<k>)."
+        )
+
+
+@rank_zero_only
+def print_once(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 # -- run directories ------------------------------------------------------------------------------------------------

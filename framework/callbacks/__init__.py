@@ -1,9 +1,9 @@
-"""Callbacks any plugin can use. The CLI adds ``AtomicModelCheckpoint``, ``FiniteLossGuard``, ``RNGStateCallback``,
+"""Callbacks any plugin can use. The CLI adds ``AtomicModelCheckpoint``, ``FiniteGuard``, ``RNGStateCallback``,
 ``PredictionWriter`` and ``MetricHistory`` to every run."""
 
 from framework.callbacks.checkpoint import AtomicModelCheckpoint
 from framework.callbacks.decoupled_probe import DecoupledProbe, ProbeFeatures
-from framework.callbacks.finite_loss import FiniteLossGuard, NonFiniteLossError
+from framework.callbacks.finite_guard import FiniteGuard, NonFiniteError
 from framework.callbacks.hamiltonian import HamiltonianMonitor
 from framework.callbacks.metric_history import MetricHistory, read_history
 from framework.callbacks.predictions import PredictionWriter
@@ -12,10 +12,10 @@ from framework.callbacks.rng_state import RNGStateCallback
 __all__ = [
     "AtomicModelCheckpoint",
     "DecoupledProbe",
-    "FiniteLossGuard",
+    "FiniteGuard",
     "HamiltonianMonitor",
     "MetricHistory",
-    "NonFiniteLossError",
+    "NonFiniteError",
     "PredictionWriter",
     "ProbeFeatures",
     "RNGStateCallback",

@@ -22,7 +22,7 @@ import lightning.pytorch as pl
 import optuna
 import yaml
 
-from framework.callbacks import NonFiniteLossError
+from framework.callbacks import NonFiniteError
 from framework.cli import FrameworkCLI
 from framework.experiments.spec import ExperimentError, override_arg
 from framework.experiments.worker import QUIET, one_line
@@ -152,7 +152,7 @@ def run_study(
 
     finished = sum(t.state in FINISHED for t in study.trials)
     if finished < trials:
-        study.optimize(objective, n_trials=trials - finished, catch=(NonFiniteLossError, FloatingPointError))
+        study.optimize(objective, n_trials=trials - finished, catch=(NonFiniteError, FloatingPointError))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise ExperimentError(f"study {study_name!r}: none of {len(study.trials)} trials completed (pruned or failed)")

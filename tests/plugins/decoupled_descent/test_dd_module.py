@@ -7,7 +7,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from framework.callbacks import FiniteLossGuard, NonFiniteLossError, RNGStateCallback
+from framework.callbacks import FiniteGuard, NonFiniteError, RNGStateCallback
 from framework.optim.decoupled_loop import train_full_batch
 from framework.optim.readout import ReadoutNetwork
 from framework_plugins.decoupled_descent import DecoupledDescentClassifier, DecoupledDescentData
@@ -24,7 +24,7 @@ def trainer(tmp_path, epochs: int) -> pl.Trainer:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[FiniteLossGuard(), RNGStateCallback()],
+        callbacks=[FiniteGuard(), RNGStateCallback()],
         default_root_dir=tmp_path,
     )
 
@@ -49,7 +49,7 @@ def test_non_finite_loss_stops_manual_optimization_before_the_next_step(tmp_path
     data = DecoupledDescentData(task="gmm", dim=50, n_train=100, n_val=50, n_test=50)
     model = DecoupledDescentClassifier(n_features=50, optimizer=sgd(1e38))
     fit = trainer(tmp_path, 5)
-    with pytest.raises(NonFiniteLossError, match="global step 1") as err:
+    with pytest.raises(NonFiniteError, match="global step 1") as err:
         fit.fit(model, datamodule=data)
     assert fit.global_step == 1
     assert "gradient_clip_val" not in str(err.value)  # Lightning refuses it under manual optimization
