@@ -19,7 +19,7 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import Namespace
@@ -85,6 +85,19 @@ class ConfigSaver(SaveConfigCallback):
             checkpoint[CONFIG_IN_CHECKPOINT] = resume_fixed(self.resolved)
 
 
+class FrameworkParser(LightningArgumentParser):
+    """The CLI's argument parser: an argument error is one line on stderr (exit status 2) instead of the ~60-line
+    usage before it; ``--help`` still lists every option (``FRAMEWORK_DEBUG=1`` raises the error instead)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error or os.environ.get("FRAMEWORK_DEBUG"):
+            super().error(message, ex)
+        prog = (getattr(ex, "subcommand_parser", None) or self).prog.replace(" [options]", "")
+        line = " ".join(str(message).split())
+        sys.stderr.write(f"{prog}: error: {line} (the accepted options: {prog} --help)\n")
+        self.exit(2)
+
+
 class FrameworkCLI(LightningCLI):
     """LightningCLI that imports every registered plugin first, so ``--model FlowMatching`` resolves by short name.
 
@@ -101,6 +114,7 @@ class FrameworkCLI(LightningCLI):
         self, args: ArgsType = None, run: bool = True, extra_callbacks: list[Any] | None = None, **kwargs: Any
     ) -> None:
         load_plugins()
+        kwargs.setdefault("parser_class", FrameworkParser)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("save_config_callback", ConfigSaver)

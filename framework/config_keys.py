@@ -5,12 +5,25 @@ from YAML."""
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
+
+import torch.optim
+
+import framework
+
+# code whose ValueErrors are argument checks on what a config asked for (not bugs): the framework, its plugins,
+# and torch's optimizers (``Invalid learning rate: -1.0``)
+_ARGUMENT_CHECKERS = (Path(framework.__file__).parent, Path(torch.optim.__file__).parent)
 
 # `name=value`, `name >= n`, `name <= n`, `name < n`, `name > n` at the start of a parameter mention
 _PARAMETER = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*(?:=|>=|<=|<|>)(?!=)")
 _SEARCH_ORDER = ("model", "data", "trainer")
+# how torch.optim's argument checks name their parameters ("Invalid learning rate: -1.0")
+_PHRASES = {"learning rate": "lr", "momentum value": "momentum", "weight_decay value": "weight_decay",
+            "epsilon value": "eps", "beta parameter": "betas"}  # fmt: skip
 
 
 class ConfigValueError(ValueError):
@@ -29,7 +42,7 @@ def config_key(message: str, config: Mapping[str, Any]) -> str | None:
     """The dotted key of ``config`` whose last part is the first parameter ``message`` names, searching the model,
     then the data, then the trainer sections; None when the message names no parameter of the config."""
     keys = [k for section in _SEARCH_ORDER if section in config for k in _leaves(config[section], section)]
-    for name in _PARAMETER.findall(message):
+    for name in [*_PARAMETER.findall(message), *(p for phrase, p in _PHRASES.items() if phrase in message)]:
         matches = [k for k in keys if k.rsplit(".", 1)[-1] == name]
         if matches:
             return min(matches, key=lambda k: k.count("."))  # the outermost: model.init_args.x before nested ones
@@ -46,9 +59,24 @@ def root_value_error(err: ValueError) -> ValueError:
     return root
 
 
+def raised_by_argument_check(err: BaseException) -> bool:
+    """Whether ``err`` was raised by framework, plugin (``framework_plugins.*``) or ``torch.optim`` code, i.e. by a
+    deliberate check of an argument, rather than deep inside another library."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return False
+    import framework_plugins  # the built-in plugins' folder (plugins/ in a checkout)
+
+    roots = (*_ARGUMENT_CHECKERS, *(Path(p).resolve() for p in framework_plugins.__path__))
+    where = Path(frames[-1].filename).resolve()
+    return any(where.is_relative_to(root) for root in roots)
+
+
 def with_config_key(err: ValueError, config: Mapping[str, Any]) -> ValueError:
-    """The library error behind ``err`` as a :class:`ConfigValueError` prefixed with its config key, or ``err``
-    itself when the message names no parameter of the config."""
+    """The library error behind ``err`` as a :class:`ConfigValueError` prefixed with its config key; without a key
+    but still a :class:`ConfigValueError` (one line for the user) when an argument check raised it; else ``err``."""
     root = root_value_error(err)
     key = config_key(str(root), config)
-    return ConfigValueError(f"{key}: {root}") if key is not None else err
+    if key is not None:
+        return ConfigValueError(f"{key}: {root}")
+    return ConfigValueError(str(root)) if raised_by_argument_check(root) else err

@@ -149,9 +149,12 @@ def test_any_torch_optimizer_and_scheduler_from_the_command_line(tmp_path):
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.5**2)  # stepped once per training step
 
 
-def test_data_dim_mismatch_names_the_field(tmp_path):
-    with pytest.raises(ValueError, match=r"model.init_args.dim=3"):
+def test_data_dim_mismatch_is_one_line_naming_the_field(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(QUICK), *SHORT, "--model.init_args.dim=3", f"--run_dir={tmp_path / 'x'}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("framework: error: model.init_args.dim=3 but the data is 2-dim")
 
 
 def _install_example_as_distribution(site: Path) -> None:

@@ -110,6 +110,32 @@ def test_config_typos_give_a_clear_error(args, needle, capsys):
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+    assert "usage:" not in err and needle in err.strip().splitlines()[-1]  # one line, no 60-line usage first
+
+
+def test_a_value_an_argument_check_refuses_is_one_line_naming_the_key(tmp_path, capsys):
+    args = ["fit", "--config", str(QUICK), "--trainer.logger=CSVLogger", f"--run_dir={tmp_path / 'r'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--model.init_args.optimizer.init_args.lr=-1"])  # torch.optim's own check
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert (
+        err.strip().splitlines()[-1]
+        == "framework: error: model.init_args.optimizer.init_args.lr: Invalid learning rate: -1.0"
+    )
+
+
+def test_only_deliberate_argument_checks_count_as_user_errors():
+    import numpy as np
+
+    from framework.config_keys import raised_by_argument_check
+    from framework.data.toys import toy_2d
+
+    with pytest.raises(ValueError) as library:
+        toy_2d("nope", 10, 0)
+    with pytest.raises(ValueError) as elsewhere:
+        np.zeros(3).reshape(2)
+    assert raised_by_argument_check(library.value) and not raised_by_argument_check(elsewhere.value)
 
 
 def test_typo_in_a_yaml_key_gives_a_clear_error(tmp_path, capsys):
