@@ -375,11 +375,14 @@ def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = 
 
 
 def wandb_run_id(run_dir: Path) -> str:
-    """The W&B run id of ``run_dir``, created once and stored in ``run_dir/wandb_run_id.txt``."""
+    """The W&B run id of ``run_dir``, created once and stored in ``run_dir/wandb_run_id.txt``.
+
+    A new id is ``r`` + 8 hex digits: a bare hex id such as ``6239e636`` reads back from YAML as a float (``inf``).
+    """
     path = run_dir / WANDB_ID_FILE
     if path.is_file():
         return path.read_text().strip()
-    run_id = secrets.token_hex(4)
+    run_id = f"r{secrets.token_hex(4)}"
     if os.environ.get("LOCAL_RANK", "0") == "0":
         run_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(run_id)
@@ -415,7 +418,7 @@ def print_summary(cli: FrameworkCLI, stage: str) -> None:
     if figures.is_dir():
         lines.append(f"figures:     {figures} ({len(list(figures.glob('*.png')))} png)")
     wandb_dir = run_dir / "wandb"
-    if wandb_dir.is_dir():
+    if wandb_dir.is_dir() and any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
         lines.append(f"wandb:       {wandb_dir} (offline; upload with `wandb sync {wandb_dir}/offline-run-*`)")
     print("\n".join(lines), flush=True)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from framework.cli import main, resolve_run_dir
+from framework.cli import main, resolve_run_dir, wandb_run_id
 from framework.registry import config_dir
 
 QUICK = config_dir("flow_matching") / "quick.yaml"
@@ -69,9 +69,12 @@ def test_run_dirs_are_versioned_and_resume_picks_the_newest(tmp_path):
     assert resolve_run_dir("elsewhere", "x/y", resume_last=True) == Path("elsewhere")
 
 
-def test_csv_logger_is_one_flag_away_and_records_the_resolved_config(tmp_path):
+def test_csv_logger_is_one_flag_away_and_records_the_resolved_config(tmp_path, capsys):
     run_dir = tmp_path / "csv"
+    (run_dir / "wandb").mkdir(parents=True)  # e.g. left by an earlier W&B-logged command in this run dir
     main(["fit", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={run_dir}"])
+    out = capsys.readouterr().out
+    assert "== fit finished" in out and "wandb sync" not in out
     assert (run_dir / "metrics.csv").is_file()
     hparams = yaml.safe_load((run_dir / "hparams.yaml").read_text())
     assert hparams["config"]["model"]["init_args"]["dim"] == 2
@@ -116,6 +119,13 @@ def test_wandb_offline_is_the_default_logger(tmp_path):
     run_id = (run_dir / "wandb_run_id.txt").read_text().strip()
     assert runs[0].name.endswith(run_id)
     assert (run_dir / "config.yaml").is_file()
+
+
+def test_run_ids_stay_strings_through_the_config_loader(tmp_path):
+    from jsonargparse._loaders_dumpers import yaml_load
+
+    ids = [wandb_run_id(tmp_path / f"run{i}") for i in range(1000)]  # ~1% of bare 8-hex ids read as a float
+    assert all(isinstance(yaml_load(f"id: {run_id}")["id"], str) for run_id in ids) and len(set(ids)) == 1000
 
 
 def test_seed_is_fixed_by_default_and_overridable(tmp_path):
