@@ -114,6 +114,7 @@ class FrameworkCLI(LightningCLI):
         self, args: ArgsType = None, run: bool = True, extra_callbacks: list[Any] | None = None, **kwargs: Any
     ) -> None:
         load_plugins()
+        check_config_files(sys.argv[1:] if args is None else args)
         kwargs.setdefault("parser_class", FrameworkParser)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
         kwargs.setdefault("auto_configure_optimizers", False)
@@ -270,6 +271,31 @@ class FrameworkCLI(LightningCLI):
 
 
 # -- checks on what a run may load or overwrite ---------------------------------------------------------------
+def check_config_files(args: ArgsType) -> None:
+    """Every ``--config`` / ``-c`` file of a command line must be YAML holding a mapping of sections; an empty file,
+    a list or a syntax error is one :class:`ConfigValueError` line naming the file (instead of the parser's
+    ``Unexpected config:``)."""
+    if not isinstance(args, list | tuple):
+        return
+    args = [str(a) for a in args]
+    paths = [b for a, b in zip(args, args[1:], strict=False) if a in ("--config", "-c")]
+    paths += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue  # the parser names a missing file itself
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise ConfigValueError(f"--config {path}: not valid YAML{line} ({getattr(err, 'problem', err)}).") from err
+        if not isinstance(content, dict):
+            got = "nothing (the file is empty)" if content is None else f"a {type(content).__name__}"
+            raise ConfigValueError(
+                f"--config {path} holds {got}; a config is a mapping of sections such as trainer:, model:, data:."
+            )
+
+
 def resume_fixed(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config (a ``framework fit`` section) that a resume must leave unchanged."""
     fixed = {key: config.get(key) for key in RESUME_FIXED}

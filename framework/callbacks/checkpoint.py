@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from framework.callbacks.finite_guard import NonFiniteError, first_non_finite
+from framework.checkpoint import CheckpointError
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):
@@ -20,6 +22,13 @@ class AtomicModelCheckpoint(ModelCheckpoint):
     ``last.ckpt`` is always the newest checkpoint, also after a resume that changed a checkpoint setting.)
     """
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Remove ``*.ckpt.tmp`` left by a process killed mid-write (the complete checkpoints are untouched)."""
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath and Path(self.dirpath).is_dir():
+            for stale in Path(self.dirpath).glob("*.ckpt.tmp"):
+                stale.unlink(missing_ok=True)
+
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         module = trainer.lightning_module
         bad = first_non_finite([*module.named_parameters(), *module.named_buffers()])
@@ -29,9 +38,16 @@ class AtomicModelCheckpoint(ModelCheckpoint):
                 f"global step {trainer.global_step}; the checkpoints already on disk are the last good ones."
             )
         tmp_path = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp_path, self.save_weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp_path, filepath)
+        try:
+            trainer.save_checkpoint(tmp_path, self.save_weights_only)
+            if trainer.is_global_zero:
+                os.replace(tmp_path, filepath)
+        except OSError as err:  # a full disk or a lost mount: no half-written file stays behind
+            Path(tmp_path).unlink(missing_ok=True)
+            raise CheckpointError(
+                f"could not write checkpoint {filepath}: {err.strerror or err}. The checkpoints already in "
+                f"{Path(filepath).parent} are intact; free space (or fix the path) and resume with --ckpt_path last."
+            ) from err
         trainer.strategy.barrier("AtomicModelCheckpoint._save_checkpoint")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath

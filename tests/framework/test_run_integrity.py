@@ -3,11 +3,17 @@ checkpoints of the right model, an explicit choice of weights for evaluation, an
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
+import lightning.pytorch as pl
 import pytest
 
+from framework.callbacks import AtomicModelCheckpoint
 from framework.checkpoint import CheckpointError, load_checkpoint_safely
 from framework.cli import main
 from framework.registry import config_dir
+from framework.testing.toy import ToyRegression, ToyRegressionData
 
 TOY = ["--model=framework.testing.toy.ToyRegression", "--data=framework.testing.toy.ToyRegressionData"]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=CSVLogger"]
@@ -88,3 +94,40 @@ def test_a_flipped_bit_inside_a_tensor_is_refused(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="fails its CRC-32 check"):
         load_checkpoint_safely(bad)
+
+
+def test_a_full_disk_while_checkpointing_is_one_error_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    ckpt_dir = tmp_path / "ckpt"
+    callback = AtomicModelCheckpoint(dirpath=ckpt_dir, save_last=True, every_n_train_steps=2)
+    trainer = pl.Trainer(max_steps=6, logger=False, enable_progress_bar=False, callbacks=[callback])
+    real_save = trainer.save_checkpoint
+
+    def save_until_the_disk_fills(path, weights_only=False):
+        if trainer.global_step < 4:
+            return real_save(path, weights_only)
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save_until_the_disk_fills)
+    with pytest.raises(CheckpointError, match="could not write checkpoint .*No space left on device"):
+        trainer.fit(ToyRegression(), ToyRegressionData(n=64))
+    assert not list(ckpt_dir.glob("*.tmp"))
+    assert load_checkpoint_safely(ckpt_dir / "last.ckpt")["global_step"] == 2  # the last complete one, intact
+
+
+def test_a_resume_removes_partial_files_of_a_killed_write(tmp_path):
+    run_dir = tmp_path / "run"
+    _fit(run_dir)
+    stale = run_dir / "checkpoints" / "last.ckpt.tmp"
+    stale.write_bytes(b"half")
+    _fit(run_dir, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert not stale.exists() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(("text", "needle"), [("", "holds nothing (the file is empty)"), ("- 1\n", "holds a list"),
+                                              ("trainer: [\n", "not valid YAML at line 2")])  # fmt: skip
+def test_a_config_file_that_is_not_a_mapping_is_one_line(tmp_path, capsys, text, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    err = _error(capsys, ["fit", "--config", str(path)])
+    assert err.strip().splitlines()[-1] == next(ln for ln in err.splitlines() if needle in ln)
