@@ -232,13 +232,16 @@ class FrameworkCLI(LightningCLI):
                     "max_steps, logging, callbacks."
                 )
         hparams.pop("_instantiator", None)
+        self.checkpoint = None  # not kept in memory for the whole run (Lightning loads the file itself to restore)
         init_args = (config.get("model") or {}).get("init_args") or {}
         overridden = config_differences(hparams, {k: init_args.get(k) for k in hparams}, prefix="model.init_args.")
         if overridden and subcommand != "fit":
             print_once(
                 f"framework: note: the checkpoint's hyperparameters replace the config's: {'; '.join(overridden)}."
             )
-        super()._parse_ckpt_path()
+        if hparams:  # what LightningCLI._parse_ckpt_path does, from the checkpoint already loaded (safely) above
+            model = {"class_path": saved_class, "dict_kwargs": hparams} if saved_class else hparams
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch.optim
+import torch.utils.data
 
 import framework
 
 # code whose ValueErrors are argument checks on what a config asked for (not bugs): the framework, its plugins,
-# and torch's optimizers (``Invalid learning rate: -1.0``)
-_ARGUMENT_CHECKERS = (Path(framework.__file__).parent, Path(torch.optim.__file__).parent)
+# torch's optimizers (``Invalid learning rate: -1.0``) and samplers (a split too small for the processes)
+_ARGUMENT_CHECKERS = tuple(Path(m.__file__).parent for m in (framework, torch.optim, torch.utils.data))
 
 # `name=value`, `name >= n`, `name <= n`, `name < n`, `name > n` at the start of a parameter mention
 _PARAMETER = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\s*(?:=|>=|<=|<|>)(?!=)")
