@@ -314,8 +314,9 @@ def embed(page: Path, name: str, text: str) -> None:
     page.write_text(f"{before}{start}\n{demoted}{end}{after}")
 
 
-def write_report(out: str | Path, page: str | Path | None = None) -> Path:
-    """Write report.md, summary.json and the figures into ``out``; optionally embed the report in ``page``."""
+def write_report(out: str | Path, page: str | Path | None = None, figures: bool = True) -> Path:
+    """Write report.md, summary.json and (unless ``figures`` is false) the figures into ``out``; optionally embed
+    the report in ``page``."""
     out = Path(out)
     if not (out / EXPERIMENT_FILE).is_file():
         raise ExperimentError(
@@ -324,9 +325,9 @@ def write_report(out: str | Path, page: str | Path | None = None) -> Path:
     exp = json.loads((out / EXPERIMENT_FILE).read_text())
     runs = latest_runs(read_results(out), exp)
     summary = summarize_experiment(exp, runs)
-    for metric, entry in summary.items():
+    for metric, entry in summary.items() if figures else ():
         metric_figure(out / f"{slug(metric)}.png", metric, entry, exp["reference"])
-    for key in exp.get("curves", []):
+    for key in exp.get("curves", []) if figures else ():
         curve_figure(out / f"curve_{slug(key)}.png", key, runs, exp["variants"])
     analysis = exp.get("analysis")
     failed = [

@@ -103,6 +103,15 @@ def exactness_rows() -> list[Row]:
         return [r for case in GRADIENT_CASES for r in gradient_rows(case)] + hessian_rows(HESSIAN_CASE, HESSIAN_GAMMA)
 
 
+ROUNDING = 1e-13  # float64 enumeration sums of O(1) terms agree to ~1e-16; their last digits vary by machine
+
+
+def error_text(value: float) -> str:
+    """``value`` in scientific notation, or ``< 1e-13`` at float64 rounding level (so the report is the same on every
+    machine, whose summation order decides those last digits)."""
+    return f"< {ROUNDING:.0e}" if value < ROUNDING else f"{value:.1e}"
+
+
 def exactness_markdown(rows: list[Row]) -> str:
     """The exactness table as a markdown section."""
     lines = [
@@ -118,11 +127,11 @@ def exactness_markdown(rows: list[Row]) -> str:
     ]
     for r in rows:
         if r.kind == "estimator":
-            lines.append(f"| {r.case} | E[{r.name}] vs grad V | {r.value:.1e} | {r.scale:.3f} |")
+            lines.append(f"| {r.case} | E[{r.name}] vs grad V | {error_text(r.value)} | {r.scale:.3f} |")
         elif r.kind == "gain":
             lines.append(f"| {r.case} | V(theta) - J(theta) (> 0: one inner step helps) | {r.value:+.2e} | - |")
         else:
-            lines.append(f"| {r.case} | E[{r.name} Hessian] vs hess J | {r.value:.1e} | {r.scale:.3f} |")
+            lines.append(f"| {r.case} | E[{r.name} Hessian] vs hess J | {error_text(r.value)} | {r.scale:.3f} |")
     return "\n".join(lines) + "\n"
 
 
