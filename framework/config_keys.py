@@ -5,6 +5,7 @@ from YAML."""
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch.optim
 import torch.utils.data
 
 import framework
+from framework.registry import load_plugins
 
 # code whose ValueErrors are argument checks on what a config asked for (not bugs): the framework, its plugins,
 # torch's optimizers (``Invalid learning rate: -1.0``) and samplers (a split too small for the processes)
@@ -61,14 +63,13 @@ def root_value_error(err: ValueError) -> ValueError:
 
 
 def raised_by_argument_check(err: BaseException) -> bool:
-    """Whether ``err`` was raised by framework, plugin (``framework_plugins.*``) or ``torch.optim`` code, i.e. by a
-    deliberate check of an argument, rather than deep inside another library."""
+    """Whether ``err`` was raised by framework code, a registered plugin's package, ``torch.optim`` or
+    ``torch.utils.data``, i.e. by a deliberate check of an argument, rather than deep inside another library."""
     frames = traceback.extract_tb(err.__traceback__)
     if not frames:
         return False
-    import framework_plugins  # the built-in plugins' folder (plugins/ in a checkout)
-
-    roots = (*_ARGUMENT_CHECKERS, *(Path(p).resolve() for p in framework_plugins.__path__))
+    plugin_files = [getattr(sys.modules.get(info.module), "__file__", None) for info in load_plugins()]
+    roots = (*_ARGUMENT_CHECKERS, *(Path(f).resolve().parent for f in plugin_files if f))
     where = Path(frames[-1].filename).resolve()
     return any(where.is_relative_to(root) for root in roots)
 
