@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,6 +40,7 @@ from framework.checkpoint import CheckpointError, load_checkpoint_safely
 from framework.config_keys import ConfigValueError, with_config_key
 from framework.contract import DataContractError
 from framework.experiments.spec import ExperimentError
+from framework.provenance import environment
 from framework.registry import PluginLookupError, demo_config, format_plugins, load_plugins
 
 DEFAULT_SEED = 1234
@@ -51,6 +53,11 @@ CONFIG_IN_CHECKPOINT = "framework_config"
 # what a resume continues unchanged (the optimizer state restores the old learning rate, the RNG state the old seed)
 RESUME_FIXED = ("seed_everything", "model", "data")
 RESUME_FIXED_TRAINER = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
+INVOCATIONS_FILE = "invocations.jsonl"
+RECIPE_HEADER = (
+    "# The recipe of this run: `framework fit --config config.yaml` reproduces it from scratch in a new run dir.\n"
+    "# How it was run (command lines, resumes, versions, git commit): invocations.jsonl beside this file.\n"
+)
 UNTRAINED = "untrained"  # --ckpt_path untrained: evaluate freshly initialised weights on purpose
 USER_ERRORS = (
     CheckpointError,
@@ -64,16 +71,45 @@ USER_ERRORS = (
 
 
 class ConfigSaver(SaveConfigCallback):
-    """Save the resolved config to the run dir (``config.yaml`` for fit, ``config_<cmd>.yaml`` otherwise) and
-    record it in every logger (W&B run config, CSV/TensorBoard hparams), with the experiment/variant/seed of a run
-    launched by ``framework experiment run``. Every checkpoint carries the sections a resume must not change
-    (``checkpoint["framework_config"]``, see :data:`RESUME_FIXED`)."""
+    """Write the run's recipe and the record of this invocation into the run dir, and the resolved config to every
+    logger (W&B run config, CSV/TensorBoard hparams, with the experiment/variant/seed of a run launched by
+    ``framework experiment run``).
+
+    ``config.yaml`` is the recipe: the resolved config of the first fit with every value filled in for this run dir
+    (run dir, checkpoint path and directory, logger ids and places) put back as the user gave it, so
+    ``framework fit --config config.yaml`` reproduces the run from scratch in a new run dir; a resume never
+    rewrites it. ``config_<command>.yaml`` is the same for the latest validate/test/predict. ``invocations.jsonl``
+    gets one line per command (command line, checkpoint loaded, time, git commit, package versions). Every
+    checkpoint carries the sections a resume must not change (``checkpoint["framework_config"]``).
+    """
 
     resolved: dict[str, Any] | None = None
+
+    def __init__(
+        self, *args: Any, run_specific: dict[str, Any] | None = None, argv: list[str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **{**kwargs, "save_to_log_dir": False})
+        self.run_specific, self.argv = dict(run_specific or {}), list(argv or [])
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
         self.resolved = config
+        run_dir = Path(trainer.default_root_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        recipe_path = run_dir / self.config_filename
+        if self.config_filename != "config.yaml" or not recipe_path.is_file():  # a resume keeps the first record
+            recipe_path.write_text(
+                RECIPE_HEADER + self.parser.dump(recipe(self.config, self.run_specific), skip_none=False)
+            )
+        invocation = {
+            "command": stage if stage != "fit" or not self.config.get("ckpt_path") else "resume",
+            "argv": self.argv,
+            "ckpt_path": self.config.get("ckpt_path"),
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            **environment(),
+        }
+        with (run_dir / INVOCATIONS_FILE).open("a") as fh:
+            fh.write(json.dumps(invocation) + "\n")
         record: dict[str, Any] = {"config": config}
         if os.environ.get(EXPERIMENT_ENV):
             record["experiment"] = json.loads(os.environ[EXPERIMENT_ENV])
@@ -83,6 +119,19 @@ class ConfigSaver(SaveConfigCallback):
     def on_save_checkpoint(self, trainer: Any, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         if self.resolved is not None:
             checkpoint[CONFIG_IN_CHECKPOINT] = resume_fixed(self.resolved)
+
+
+def recipe(config: Namespace, run_specific: dict[str, Any]) -> Namespace:
+    """A copy of ``config`` with each dotted key of ``run_specific`` (``trainer.logger[1].init_args.id`` for one
+    of several loggers) set back to its value there."""
+    out = config.clone()
+    for key, value in run_specific.items():
+        match = re.fullmatch(r"(trainer\.logger)\[(\d+)\]\.(.+)", key)
+        if match:
+            out[match.group(1)][int(match.group(2))][match.group(3)] = value
+        elif key in out:
+            out[key] = value
+    return out
 
 
 class FrameworkParser(LightningArgumentParser):
@@ -119,7 +168,9 @@ class FrameworkCLI(LightningCLI):
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("save_config_callback", ConfigSaver)
-        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("save_config_kwargs", {})
+        argv = sys.argv[1:] if args is None else args
+        self.argv = [str(a) for a in argv] if isinstance(argv, list | tuple) else []
         # no argparse prefix matching: `--trainer.max_epoch 3` must be an error, not silently `max_epochs`
         no_abbrev = {"allow_abbrev": False}
         kwargs.setdefault(
@@ -246,15 +297,23 @@ class FrameworkCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         os.environ[RUN_DIR_ENV] = str(self.run_dir)
+        # every value filled in for this run dir, with the user's value before: the recipe gets those back
+        filled: dict[str, Any] = {"run_dir": None, "ckpt_path": None}
+        filled["trainer.default_root_dir"] = cfg.trainer.default_root_dir
         cfg.trainer.default_root_dir = str(self.run_dir)
         if cfg.checkpoint.dirpath is None:
+            filled["checkpoint.dirpath"] = None
             cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
-        loggers = cfg.trainer.logger if isinstance(cfg.trainer.logger, list) else [cfg.trainer.logger]
-        for logger in loggers:
+        single = not isinstance(cfg.trainer.logger, list)
+        for i, logger in enumerate([cfg.trainer.logger] if single else cfg.trainer.logger):
             if isinstance(logger, Namespace):
-                place_logger_in_run_dir(logger, self.run_dir, self.subcommand or "fit")
-        self.save_config_kwargs["config_filename"] = (
-            "config.yaml" if self.subcommand in ("fit", None) else f"config_{self.subcommand}.yaml"
+                where = "trainer.logger" if single else f"trainer.logger[{i}]"
+                changed = place_logger_in_run_dir(logger, self.run_dir, self.subcommand or "fit")
+                filled.update({f"{where}.init_args.{key}": value for key, value in changed.items()})
+        self.save_config_kwargs.update(
+            config_filename="config.yaml" if self.subcommand in ("fit", None) else f"config_{self.subcommand}.yaml",
+            run_specific=filled,
+            argv=list(self.argv),
         )
 
     def _run_subcommand(self, subcommand: str) -> None:
@@ -374,8 +433,9 @@ def resolve_run_dir(explicit: str | None, name: str, resume_last: bool) -> Path:
     return base / f"version_{versions[-1][0] + 1 if versions else 0}"
 
 
-def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = "fit") -> None:
-    """Point a W&B / CSV / TensorBoard logger config at ``run_dir`` unless the user chose a place.
+def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = "fit") -> dict[str, Any]:
+    """Point a W&B / CSV / TensorBoard logger config at ``run_dir`` unless the user chose a place; return the
+    init arguments it changed, with their values before (what the run's recipe keeps).
 
     W&B gets a run id stored in the run dir, so a resumed fit continues the same W&B run. CSV / TensorBoard write
     ``fit`` logs to ``run_dir`` itself (a resumed fit appends) and other subcommands to ``run_dir/<subcommand>/``,
@@ -384,7 +444,8 @@ def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = 
     kind = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
     args = logger.get("init_args")
     if kind not in LOGGER_CLASSES or args is None:
-        return
+        return {}
+    before = {key: args.get(key) for key in ("save_dir", "offline", "id", "name", "resume", "version")}
     if args.get("save_dir") in (None, ".", "lightning_logs"):
         args.save_dir = str(run_dir)
     if kind == "WandbLogger":
@@ -401,6 +462,7 @@ def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = 
             args.name = ""
         if args.get("version") is None:
             args.version = "" if subcommand == "fit" else subcommand
+    return {key: value for key, value in before.items() if key in args and args.get(key) != value}
 
 
 def wandb_run_id(run_dir: Path) -> str:

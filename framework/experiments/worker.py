@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from framework.callbacks import read_history
 from framework.cli import EXPERIMENT_ENV, FrameworkCLI
 from framework.experiments.spec import RunSpec
+from framework.provenance import environment
 
 RESULT_FILE = "result.json"
 QUIET = ("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false")
@@ -33,26 +31,6 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, allow_nan=True))
     os.replace(tmp, path)
-
-
-def environment() -> dict[str, Any]:
-    """The git commit of the checkout the ``framework`` package runs from (``None`` for an installed wheel; ``-dirty``
-    when tracked files have changes) and the versions of Python and of the packages that decide a result."""
-    versions = {"python": platform.python_version()}
-    for package in ("framework", "torch", "lightning", "numpy"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    commit = None
-    try:
-        git = ["git", "-C", str(Path(__file__).resolve().parents[2])]
-        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-        commit = head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"git_commit": commit, "versions": versions}
 
 
 def one_line(err: BaseException) -> str:

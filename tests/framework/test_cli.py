@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from framework.cli import main, resolve_run_dir, wandb_run_id
@@ -209,3 +211,27 @@ def test_third_party_plugin_registers_through_the_entry_point(tmp_path):
     )
     assert fitted.returncode == 0, fitted.stderr[-2000:]
     assert (tmp_path / "demo" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_config_yaml_is_a_recipe_and_invocations_record_every_command(tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    cli = main(["fit", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={first}"])
+    recipe_text = (first / "config.yaml").read_text()
+    recipe = yaml.safe_load(recipe_text)
+    assert recipe["run_dir"] is None and recipe["ckpt_path"] is None and recipe["checkpoint"]["dirpath"] is None
+    assert recipe["trainer"]["default_root_dir"] is None and str(first) not in recipe_text
+    # the recipe alone reproduces the run from scratch, in a new run dir
+    rerun = main(["fit", "--config", str(first / "config.yaml"), f"--run_dir={again}"])
+    for a, b in zip(cli.model.parameters(), rerun.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # a resume and a test append to the record and leave the first fit's recipe alone
+    main(["fit", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={first}",
+          "--trainer.max_epochs=3", "--ckpt_path=last"])  # fmt: skip
+    main(
+        ["test", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={first}", "--ckpt_path=last"]
+    )
+    assert (first / "config.yaml").read_text() == recipe_text and (first / "config_test.yaml").is_file()
+    lines = [json.loads(line) for line in (first / "invocations.jsonl").read_text().splitlines()]
+    assert [line["command"] for line in lines] == ["fit", "resume", "test"]
+    assert lines[1]["ckpt_path"].endswith("last.ckpt") and "--trainer.max_epochs=3" in lines[1]["argv"]
+    assert all(set(line) >= {"argv", "time", "git_commit", "versions"} for line in lines)
