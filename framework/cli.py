@@ -5,8 +5,9 @@
 plugin marked ``DEFAULT_DEMO`` when none is named); ``framework experiment run|report`` and ``framework tune`` run
 experiment files and Optuna searches (:mod:`framework.experiments`).
 
-Every run lives in one directory, ``runs/<config-dir>/<config-name>/version_<k>/`` (or ``--run_dir``): the
-resolved ``config.yaml``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and the offline ``wandb/`` run.
+Every run lives in one directory, ``runs/<config-dir>/<config-name>/version_<k>/`` (or ``--run_dir``): the recipe
+``config.yaml``, ``invocations.jsonl``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and the offline ``wandb/``
+run.
 ``--ckpt_path last`` resumes the newest run of that config that has a ``last.ckpt`` and keeps logging into it
 (same directory, same W&B run id); if there is none it stops with an error instead of silently starting over.
 """
