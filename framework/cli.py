@@ -28,10 +28,12 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from framework.callbacks import (
     AtomicModelCheckpoint,
     FiniteGuard,
+    LoaderStateCallback,
     MetricHistory,
     NonFiniteError,
     PredictionWriter,
@@ -68,6 +70,7 @@ USER_ERRORS = (
     DataContractError,
     ConfigValueError,
     ExperimentError,
+    MisconfigurationException,  # Lightning's own checks of a trainer configuration (a callback that needs a logger)
 )
 
 
@@ -153,7 +156,7 @@ class FrameworkCLI(LightningCLI):
 
     Defaults: seed 1234 (``--seed_everything`` overrides), offline ``WandbLogger`` (``--trainer.logger CSVLogger``
     or ``TensorBoardLogger`` to switch), ``LearningRateMonitor``, an atomic ``ModelCheckpoint(save_last=True)``
-    (``--checkpoint.*``), a NaN/inf loss guard, RNG state in checkpoints, checkpoints loaded with
+    (``--checkpoint.*``), a NaN/inf loss guard, RNG state and loader positions in checkpoints, checkpoints loaded with
     ``weights_only=True``. Optimizers are injected into the model (``--model.init_args.optimizer``), not
     auto-configured.
     """
@@ -178,7 +181,7 @@ class FrameworkCLI(LightningCLI):
             "parser_kwargs",
             {"fit": no_abbrev, "validate": no_abbrev, "test": no_abbrev, "predict": no_abbrev, **no_abbrev},
         )
-        defaults = [FiniteGuard(), RNGStateCallback(), PredictionWriter(), MetricHistory()]
+        defaults = [FiniteGuard(), RNGStateCallback(), LoaderStateCallback(), PredictionWriter(), MetricHistory()]
         kwargs.setdefault("trainer_defaults", {"callbacks": [*defaults, *(extra_callbacks or [])]})
         try:
             super().__init__(

@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from framework.contract import check_data_contract
-from framework.optim.param_groups import named_param_groups
+from framework.optim.param_groups import check_group_values_representable, named_param_groups
 from framework.optim.schedules import CosineAnnealingToEnd
 
 T = TypeVar("T")
@@ -53,6 +53,7 @@ class FrameworkModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.param_groups())
+        check_group_values_representable(optimizer)
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)

@@ -1,10 +1,11 @@
 """Callbacks any plugin can use. The CLI adds ``AtomicModelCheckpoint``, ``FiniteGuard``, ``RNGStateCallback``,
-``PredictionWriter`` and ``MetricHistory`` to every run."""
+``LoaderStateCallback``, ``PredictionWriter`` and ``MetricHistory`` to every run."""
 
 from framework.callbacks.checkpoint import AtomicModelCheckpoint
 from framework.callbacks.decoupled_probe import DecoupledProbe, ProbeFeatures
 from framework.callbacks.finite_guard import FiniteGuard, NonFiniteError
 from framework.callbacks.hamiltonian import HamiltonianMonitor
+from framework.callbacks.loader_state import LoaderStateCallback
 from framework.callbacks.metric_history import MetricHistory, read_history
 from framework.callbacks.predictions import PredictionWriter
 from framework.callbacks.rng_state import RNGStateCallback
@@ -14,6 +15,7 @@ __all__ = [
     "DecoupledProbe",
     "FiniteGuard",
     "HamiltonianMonitor",
+    "LoaderStateCallback",
     "MetricHistory",
     "NonFiniteError",
     "PredictionWriter",

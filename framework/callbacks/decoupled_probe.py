@@ -41,8 +41,10 @@ def fit_decoupled_probe(
     Features are standardized with the training rows (:func:`standardize`); Delta by :func:`estimate_noise_var`.
     x_train: (n, d), y_train: (n,), x_test: (m, d), y_test: (m,); labels in {-1, +1}.
     """
-    if steps < 1 or lr <= 0:
-        raise ValueError(f"steps={steps}, lr={lr}: the probe needs steps >= 1 and lr > 0.")
+    if steps < 1:
+        raise ValueError(f"steps={steps}: the probe needs steps >= 1.")
+    if not lr > 0:
+        raise ValueError(f"lr={lr}: the probe needs lr > 0.")
     with torch.enable_grad(), torch.inference_mode(False):  # copies: test-time features are inference tensors
         x_train, y_train, x_test, y_test = (
             t.detach().to(torch.float64, copy=True) for t in (x_train, y_train, x_test, y_test)

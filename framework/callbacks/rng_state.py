@@ -16,7 +16,8 @@ class RNGStateCallback(Callback):
 
     Lightning does not save RNG state by default; without it a run resumed from an epoch-boundary checkpoint draws
     different training noise than the uninterrupted run. The checkpoint holds rank 0's state and every rank restores
-    it (ranks are seeded alike by ``seed_everything``); CUDA: the current device's generator only.
+    it (ranks are seeded alike by ``seed_everything``); CUDA: the current device's generator only. The state is set
+    when the checkpoint loads and again at ``on_train_start``, after the sanity check a resumed fit runs first.
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -31,13 +32,28 @@ class RNGStateCallback(Callback):
             state["torch_cuda"] = torch.cuda.get_rng_state()  # this process's current device only
         return state
 
+    _restored: dict[str, Any] | None = None
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        random.setstate((state_dict["python_version"], tuple(state_dict["python"]), state_dict["python_gauss"]))
-        kind, keys, pos, has_gauss, gauss = state_dict["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-        torch.set_rng_state(state_dict["torch"])
-        if "torch_cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state_dict["torch_cuda"])
+        self._restored = state_dict
+        _apply(state_dict)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """Apply the restored state again once the resumed fit's sanity check is over: that validation was not part
+        of the uninterrupted run (which went on from the checkpoint's moment, possibly mid-epoch) and may draw."""
+        if self._restored is not None:
+            _apply(self._restored)
+            self._restored = None
+
+
+def _apply(state_dict: dict[str, Any]) -> None:
+    """Set this process's Python, NumPy and torch generators to a :meth:`RNGStateCallback.state_dict`."""
+    random.setstate((state_dict["python_version"], tuple(state_dict["python"]), state_dict["python_gauss"]))
+    kind, keys, pos, has_gauss, gauss = state_dict["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state_dict["torch"])
+    if "torch_cuda" in state_dict and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state_dict["torch_cuda"])
 
 
 def _numpy_state() -> tuple:

@@ -1,9 +1,11 @@
-"""DataLoaders whose batch order depends only on (seed, epoch), so a run resumed at an epoch boundary is exact."""
+"""DataLoaders whose batch order depends only on (seed, epoch) and that Lightning checkpoints mid-epoch, so a run
+resumed from any checkpoint (epoch boundary or mid-epoch) continues with the same batches as an uninterrupted one."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sized
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
@@ -13,9 +15,8 @@ class EpochSeededSampler(RandomSampler):
     """A random permutation drawn from ``Generator().manual_seed(seed + epoch)``.
 
     Lightning calls ``set_epoch`` at the start of every epoch, so the order of epoch ``e`` is the same whether the
-    run started at epoch 0 or resumed at ``e``: a run resumed from an epoch-boundary checkpoint is bit-identical.
-    A mid-epoch checkpoint (e.g. with ``val_check_interval < 1``) resumes with that epoch's order restarted
-    (Lightning warns that the loader is not resumable). It subclasses ``RandomSampler`` so that Lightning sees it
+    run started at epoch 0 or resumed at ``e``; :class:`ResumableDataLoader` skips the batches of that order a
+    mid-epoch checkpoint had already served. It subclasses ``RandomSampler`` so that Lightning sees it
     as shuffling and, under DDP, swaps in a ``DistributedSampler(shuffle=True)``, seeded by Lightning with the global
     seed (``seed_everything``), not with ``seed``.
     """
@@ -31,6 +32,50 @@ class EpochSeededSampler(RandomSampler):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader with Lightning's stateful-loader protocol (``state_dict`` / ``load_state_dict``), so a fit resumed
+    from a mid-epoch checkpoint serves the rest of the interrupted epoch in its original order.
+
+    State: ``{"epoch": e, "batches_served": k}``, the sampler's epoch and how many batches of it the loop had taken
+    (Lightning does not prefetch from a loader with a length, so served = consumed). Lightning saves it with every
+    checkpoint and loads it before the resumed fit's first iteration; that iteration skips the first k batches when
+    it runs the same epoch e (the sampler's order depends only on (seed, epoch)) and fewer than all of them were
+    served. A checkpoint taken at an epoch end resumes in the next epoch, which skips nothing. The epoch is the
+    sampler's (``set_epoch``, called by Lightning) or, for an ``IterableDataset``, the dataset's ``epoch``, which
+    its module must set in ``on_train_start`` as well as ``on_train_epoch_start`` (a fit resumed mid-epoch skips
+    the latter). Without either (no shuffling, single process) a resume restarts the epoch.
+    """
+
+    _epoch: int | None = None
+    _served: int = 0
+    _resume_at: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._epoch, "batches_served": self._served}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_at = dict(state_dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        # runs at the first next(), after Lightning's set_epoch: the epoch read here is the one being served
+        self._epoch, self._served = getattr(self.sampler, "epoch", getattr(self.dataset, "epoch", None)), 0
+        resume, self._resume_at = self._resume_at, None
+        skip = 0
+        if resume is not None and self._epoch is not None and resume.get("epoch") == self._epoch:
+            skip = int(resume.get("batches_served", 0))
+            skip = skip if skip < len(self) else 0
+        batches = super().__iter__()
+        for _ in range(skip):
+            next(batches)
+            self._served += 1
+        for batch in batches:
+            self._served += 1
+            yield batch
 
 
 class BatchedTensorDataset(TensorDataset):
@@ -117,7 +162,8 @@ class MemoizedDataset(Dataset):
 def make_loader(
     dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0, drop_last: bool = False
 ) -> DataLoader:
-    """A DataLoader that never touches the global RNG, and fetches in-memory tensor batches in one op.
+    """A :class:`ResumableDataLoader` that never touches the global RNG, and fetches in-memory tensor batches in one
+    op.
 
     Shuffling uses :class:`EpochSeededSampler`; the loader's own ``generator`` (used for worker seeds) is seeded too,
     because a loader without one draws from the global torch RNG on every ``iter()``, which would make validation
@@ -131,7 +177,7 @@ def make_loader(
     elif isinstance(dataset, BatchedTensorDataset | MemoizedDataset):
         collate_fn = keep_batch
     sampler = EpochSeededSampler(dataset, seed) if shuffle else None
-    return DataLoader(
+    return ResumableDataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,

@@ -7,9 +7,11 @@ embeddings/heads/norms/biases to AdamW, can see which tensor is which).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 NO_DECAY_NAME_PARTS = ("bias", "norm", "embed", "pos_", "ln_", "bn")
@@ -68,3 +70,23 @@ def named_param_groups(
             "Unfreeze at least one parameter or use `framework test` instead of `fit`."
         )
     return list(groups.values())
+
+
+def check_group_values_representable(optimizer: torch.optim.Optimizer) -> None:
+    """Raise ``ValueError`` naming the hyperparameter when a numeric value of a parameter group (``lr``,
+    ``weight_decay``, each of ``betas``, ...) is not finite or exceeds the largest number of its parameters' dtype:
+    ``lr=1e300`` on float32 weights would overflow inside the update (a traceback from deep in ``torch.optim``)."""
+    for group in optimizer.param_groups:
+        dtypes = {p.dtype for p in group["params"] if p.is_floating_point()}
+        if not dtypes:
+            continue
+        largest = min(torch.finfo(dtype).max for dtype in dtypes)
+        for key, value in group.items():
+            numbers = value if isinstance(value, tuple | list) else (value,)
+            for number in numbers:
+                if isinstance(number, float) and not (math.isfinite(number) and abs(number) <= largest):
+                    raise ValueError(
+                        f"{key}={value!r} is not representable in the parameters' "
+                        f"{'/'.join(sorted(str(d).removeprefix('torch.') for d in dtypes))} (largest {largest:.3g}); "
+                        f"the update would overflow: choose a finite value well below that."
+                    )

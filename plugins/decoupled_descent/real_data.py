@@ -6,15 +6,13 @@ Labels: y = +1 if the class is in ``positive_classes`` else -1. Nothing is downl
 
 from __future__ import annotations
 
-import gzip
 import math
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from framework.data import require_file
+from framework.data import load_data_pickle, read_idx_images_and_labels, require_file
 from framework.data.toys import digits
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -28,14 +26,6 @@ def sklearn_digits() -> tuple[torch.Tensor, torch.Tensor]:
     return digits().double(), torch.as_tensor(load_digits().target)
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """An idx file (optionally .gz) as a uint8 array with its stored shape."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    ndim = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def _find(directory: Path, name: str, what: str, how: str) -> Path:
     gz = directory / f"{name}.gz"
     return gz if gz.is_file() else require_file(directory / name, what, how)
@@ -44,18 +34,23 @@ def _find(directory: Path, name: str, what: str, how: str) -> Path:
 def mnist(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST's 60,000 training images in [0, 1] (60000, 784) and classes, from idx files in ``directory``."""
     how = "download train-images-idx3-ubyte and train-labels-idx1-ubyte (.gz allowed) from the MNIST site yourself"
-    images, labels = (_read_idx(_find(Path(directory), name, f"MNIST {name}", how)) for name in MNIST_FILES)
+    images, labels = read_idx_images_and_labels(
+        *(_find(Path(directory), name, f"MNIST {name}", how) for name in MNIST_FILES)
+    )
     return torch.as_tensor(images.reshape(len(images), -1) / 255.0), torch.as_tensor(labels.astype(np.int64))
 
 
 def cifar10(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-10's 50,000 training images in [0, 1] (50000, 3072) and classes, from the python batches in
-    ``directory`` (the extracted ``cifar-10-batches-py``)."""
+    ``directory`` (the extracted ``cifar-10-batches-py``), unpickled allowing numpy arrays only (a batch that names
+    anything else is refused before it can run code)."""
     how = "download and extract cifar-10-python.tar.gz (cifar-10-batches-py/) yourself"
     xs, ys = [], []
     for name in CIFAR_BATCHES:
-        with open(require_file(Path(directory) / name, f"CIFAR-10 {name}", how), "rb") as f:
-            batch = pickle.load(f, encoding="bytes")  # noqa: S301 - the user's own local dataset file
+        path = require_file(Path(directory) / name, f"CIFAR-10 {name}", how)
+        batch = load_data_pickle(path, encoding="bytes")
+        if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+            raise ValueError(f"{path} is not a CIFAR-10 python batch (a dict with b'data' and b'labels').")
         xs.append(np.asarray(batch[b"data"], dtype=np.float64) / 255.0)
         ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
     return torch.as_tensor(np.concatenate(xs)), torch.as_tensor(np.concatenate(ys))

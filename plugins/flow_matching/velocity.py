@@ -36,10 +36,9 @@ class VelocityMLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int = 128, depth: int = 3, time_frequencies: int = 8) -> None:
         super().__init__()
-        if dim < 1 or hidden < 1 or depth < 1:
-            raise ValueError(
-                f"VelocityMLP needs dim, hidden, depth >= 1; got dim={dim}, hidden={hidden}, depth={depth}"
-            )
+        for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth)):
+            if value < 1:
+                raise ValueError(f"{name}={value}: VelocityMLP needs dim, hidden and depth >= 1.")
         self.time = TimeFeatures(time_frequencies)
         layers: list[nn.Module] = []
         width = dim + self.time.out_features

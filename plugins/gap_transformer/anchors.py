@@ -94,7 +94,7 @@ def build_anchors(
     bounds = np.flatnonzero(np.r_[True, all_rid[1:] != all_rid[:-1], True])  # clean frames are sorted by RID
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         rid, times, values, carried = all_rid[lo], all_times[lo:hi], all_values[lo:hi], all_carried[lo:hi]
-        dx, static = all_dx[lo:hi], all_static[lo]
+        dx, static = all_dx[lo:hi], all_static[lo:hi]
         cdrsb = values[:, target_col]
         candidates = np.flatnonzero((dx == "MCI") & ~np.isnan(cdrsb))
         if candidates.size == 0:
@@ -119,7 +119,7 @@ def build_anchors(
             out["values"].append(hist)
             out["times"].append(rel)
             out["valid"].append(valid)
-            out["static"].append(np.array([static[0] + times[a], *static[1:]]))  # AGE at the anchor
+            out["static"].append(np.array([static[a, 0] + times[a], *static[a, 1:]]))  # AGE at the anchor
             out["last"].append(carried[a])
         if not found:
             no_label.append(int(rid))

@@ -4,7 +4,6 @@ over scikit-learn digits, and local-file loaders for FashionMNIST (IDX), Cora (P
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +11,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from framework.data import require_file
+from framework.data import load_data_pickle, read_idx_images_and_labels, require_file
 from framework_plugins.graph_sparsify.graph import adjacency, from_edges, knn_graph
 
 PLANETOID_RAW = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+# what Planetoid's pickles name besides numpy arrays (Python 2 spellings too): scipy CSR features, adjacency lists
+PLANETOID_GLOBALS = {(module, "csr_matrix") for module in ("scipy.sparse.csr", "scipy.sparse._csr")} | {
+    ("collections", "defaultdict"),
+    ("builtins", "list"),
+    ("__builtin__", "list"),
+}
 
 
 @dataclass
@@ -86,16 +91,6 @@ def digits_knn(k: int) -> NodeGraph:
     return _labelled(x, data.target, knn_graph(x, k))
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally .gz): big-endian magic 0x0000 08 D (uint8 data, D dims), then D uint32 sizes."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    if raw[:2] != b"\x00\x00" or raw[2] != 8:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {raw[:4].hex()}).")
-    ndim = raw[3]
-    shape = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def _find(root: Path, names: tuple[str, ...], what: str, how: str) -> Path:
     for name in names:
         if (root / name).is_file():
@@ -108,28 +103,63 @@ def fashion_mnist_knn(root: str, num_nodes: int, k: int, pca_dim: int, seed: int
     Files: ``<root>/train-images-idx3-ubyte[.gz]`` and ``<root>/train-labels-idx1-ubyte[.gz]``."""
     how = "download the FashionMNIST IDX files from github.com/zalandoresearch/fashion-mnist (data/fashion)"
     base = Path(root)
-    images = read_idx(_find(base, ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"), "FashionMNIST", how))
-    labels = read_idx(_find(base, ("train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte"), "FashionMNIST", how))
-    if len(images) != len(labels):
-        raise ValueError(f"FashionMNIST in {root}: {len(images)} images but {len(labels)} labels.")
+    images, labels = read_idx_images_and_labels(
+        _find(base, ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"), "FashionMNIST", how),
+        _find(base, ("train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte"), "FashionMNIST", how),
+    )
     pick = np.sort(np.random.default_rng(seed).permutation(len(images))[: min(num_nodes, len(images))])
     x = pca(images[pick].reshape(len(pick), -1).astype(np.float64) / 255.0, pca_dim)
     return _labelled(x, labels[pick].astype(np.int64), knn_graph(x, k))
 
 
+def _planetoid_object(path: Path) -> object:
+    return load_data_pickle(path, PLANETOID_GLOBALS, encoding="latin1")
+
+
+def _dense(matrix: object, path: Path) -> np.ndarray:
+    array = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{path} holds {type(matrix).__name__} {array.shape}, expected a 2-D numeric matrix.")
+    return array.astype(np.float64)
+
+
 def cora(root: str) -> NodeGraph:
     """Cora citation graph (2,708 nodes, 5,278 undirected unit-weight edges, 1,433 bag-of-words features,
-    7 classes) through ``torch_geometric.datasets.Planetoid`` from the raw files ``<root>/Cora/raw/ind.cora.*``
-    (Planetoid skips its download when they exist)."""
-    from torch_geometric.datasets import Planetoid
-
+    7 classes) from the Planetoid raw files ``<root>/Cora/raw/ind.cora.*``, assembled as
+    ``torch_geometric.datasets.Planetoid`` does: features = rows of ``allx`` then ``tx``, labels = argmax of
+    ``ally`` then ``ty``, the test rows moved to the node ids in ``test.index``; edges from the ``graph``
+    adjacency lists without self-loops, symmetrised with unit weights. The pickled files are read with
+    :func:`framework.data.load_data_pickle` (numpy / scipy CSR / adjacency lists only, so a crafted file cannot run
+    code); PyG's own reader would unpickle anything."""
     how = "download the 8 files ind.cora.{x,tx,allx,y,ty,ally,graph,test.index} from github.com/kimiyoung/planetoid"
-    for name in PLANETOID_RAW:
-        require_file(Path(root) / "Cora" / "raw" / f"ind.cora.{name}", f"Planetoid raw file ind.cora.{name}", how)
-    data = Planetoid(root, "Cora")[0]
-    directed = sp.csr_array((np.ones(data.edge_index.shape[1]), data.edge_index.numpy()), shape=(data.num_nodes,) * 2)
+    raw = Path(root) / "Cora" / "raw"
+    files = {
+        name: require_file(raw / f"ind.cora.{name}", f"Planetoid raw file ind.cora.{name}", how)
+        for name in PLANETOID_RAW
+    }
+    tx, allx = (_dense(_planetoid_object(files[n]), files[n]) for n in ("tx", "allx"))
+    ty, ally = (_dense(_planetoid_object(files[n]), files[n]) for n in ("ty", "ally"))
+    graph = _planetoid_object(files["graph"])
+    test_index = np.loadtxt(files["test.index"], dtype=np.int64, ndmin=1)
+    x, y = np.vstack([allx, tx]), np.vstack([ally, ty]).argmax(1)
+    n = len(x)
+    if len(tx) != len(test_index) or len(ty) != len(tx) or len(ally) != len(allx):
+        raise ValueError(
+            f"Planetoid files in {raw} disagree: {len(allx)} allx / {len(ally)} ally rows, {len(tx)} tx / "
+            f"{len(ty)} ty rows and {len(test_index)} test indices."
+        )
+    if not isinstance(graph, dict) or test_index.min() < 0 or test_index.max() >= n:
+        raise ValueError(f"{files['graph']} or {files['test.index']} do not describe a graph on {n} nodes.")
+    order = np.sort(test_index)
+    x[test_index], y[test_index] = x[order], y[order]
+    rows = np.fromiter((u for u, nbrs in graph.items() for _ in nbrs), np.int64)
+    cols = np.fromiter((v for nbrs in graph.values() for v in nbrs), np.int64)
+    if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= n):
+        raise ValueError(f"{files['graph']} names nodes outside 0..{n - 1}.")
+    keep = rows != cols
+    directed = sp.csr_array((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(n, n))
     a = adjacency(sp.csr_array(((directed + directed.T) > 0).astype(np.float64)))  # unit weights, symmetric
-    return NodeGraph(data.x.float(), data.y.long(), a)
+    return NodeGraph(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long), a)
 
 
 def _h5ad_matrix(node: object) -> np.ndarray:

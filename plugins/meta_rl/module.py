@@ -84,6 +84,9 @@ class MetaRL(FrameworkModule):
         self.inner_steps, self.test_inner_steps, self.n_traj = inner_steps, test_inner_steps, trajectories_per_task
         self._curves: list[torch.Tensor] = []
 
+    def on_train_start(self) -> None:  # a fit resumed mid-epoch starts here without on_train_epoch_start
+        self.on_train_epoch_start()
+
     def on_train_epoch_start(self) -> None:
         dataset = getattr(self.trainer.train_dataloader, "dataset", None)
         if isinstance(dataset, TaskSeedStream):

@@ -82,3 +82,60 @@ def test_memoized_dataset_computes_each_item_once_and_serves_what_fn_would_on_th
     assert sum(calls) == len(x), "every item computed exactly once over three epochs"
     ragged, dense = dataset[2]  # x[2, 0] = 8 keeps 8 % 3 + 1 = 3 values
     assert torch.equal(ragged, x[2, :3]) and torch.equal(dense, 2 * x[2])
+
+
+def _epoch(loader, epoch: int) -> list[list[int]]:
+    loader.sampler.set_epoch(epoch)
+    return [batch[0].tolist() for batch in loader]
+
+
+def test_a_loader_restored_mid_epoch_serves_the_rest_of_that_epoch_in_order():
+    """The state after k batches of epoch e, loaded into a fresh loader, skips exactly those k batches of epoch e;
+    the next epoch, and a state taken at an epoch's end, skip nothing."""
+    data = TensorDataset(torch.arange(20))
+    straight = make_loader(data, 3, shuffle=True, seed=5)
+    first, second = _epoch(straight, 0), _epoch(straight, 1)
+    interrupted = make_loader(data, 3, shuffle=True, seed=5)
+    interrupted.sampler.set_epoch(1)
+    batches = iter(interrupted)
+    taken = [next(batches)[0].tolist() for _ in range(2)]
+    state = interrupted.state_dict()
+    assert state == {"epoch": 1, "batches_served": 2} and taken == second[:2]
+    resumed = make_loader(data, 3, shuffle=True, seed=5)
+    resumed.load_state_dict(state)
+    assert _epoch(resumed, 1) == second[2:]
+    assert _epoch(resumed, 2) == _epoch(straight, 2), "a loaded state applies to one iteration only"
+    at_end = make_loader(data, 3, shuffle=True, seed=5)
+    at_end.load_state_dict({"epoch": 0, "batches_served": len(first)})
+    assert _epoch(at_end, 0) == first
+    other_epoch = make_loader(data, 3, shuffle=True, seed=5)
+    other_epoch.load_state_dict(state)
+    assert _epoch(other_epoch, 2) == _epoch(straight, 2)
+
+
+def test_a_fit_resumed_mid_epoch_ends_bit_identical_under_a_step_schedule(tmp_path):
+    """Toy regression, 2 epochs of 8 batches with a cosine schedule over the run's steps (which makes Lightning
+    build the train loader before restoring), killed after step 11 and resumed from the checkpoint of step 10."""
+    from framework.cli import main
+    from framework.testing.conformance import RunKilled
+
+    common = [
+        "fit",
+        "--model=framework.testing.toy.ToyRegression",
+        "--data=framework.testing.toy.ToyRegressionData",
+        "--model.lr_scheduler=framework.optim.CosineAnnealingToEnd",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=8",
+        "--trainer.logger=CSVLogger",
+        "--trainer.enable_progress_bar=false",
+        "--checkpoint.every_n_train_steps=1",
+    ]
+    straight = main([*common, f"--run_dir={tmp_path / 'straight'}"])
+    assert straight.trainer.global_step == 16
+    kill = '{"class_path": "framework.testing.conformance.KillAtStep", "init_args": {"step": 11}}'
+    with pytest.raises(RunKilled):
+        main([*common, f"--run_dir={tmp_path / 'resumed'}", f"--trainer.callbacks+={kill}"])
+    resumed = main([*common, f"--run_dir={tmp_path / 'resumed'}", "--ckpt_path=last"])
+    assert resumed.trainer.global_step == 16
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)

@@ -199,3 +199,37 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError):
         load_checkpoint_safely(cut)
+
+
+def _bad_cohort_csv(tmp_path: Path) -> str:
+    path = tmp_path / "ADNIMERGE.csv"
+    path.write_text("RID,VISCODE,DX\n1,bl,MCI\n")
+    return f"--data.init_args.path={path}"
+
+
+@pytest.mark.parametrize(
+    ("plugin", "args", "last_line"),
+    [
+        ("flow_matching", ["--model.init_args.hidden=0"], "model.init_args.hidden: hidden=0: VelocityMLP needs"),
+        ("flow_matching", ["--data.init_args.batch_size=0"], "data.init_args.batch_size: batch_size=0 must be"),
+        ("flow_matching", ["--model.init_args.dim=3"], "model.init_args.dim=3 but the data is 2-dimensional"),
+        ("flow_matching", ["--data=DriftingData"], "FlowMatching cannot train on DriftingData"),
+        (
+            "flow_matching",
+            ["--model.init_args.optimizer.init_args.lr=1e300"],
+            "model.init_args.optimizer.init_args.lr: lr=1e+300 is not representable in the parameters' float32",
+        ),
+        ("flow_matching", ["--trainer.logger=false"], "Cannot use `LearningRateMonitor` callback with `Trainer` that"),
+        ("gap_transformer", ["--data.init_args.val_fraction=1.5"], "data.init_args.val_fraction: val_fraction=1.5"),
+        ("gap_transformer", ["--data.init_args.source=csv", _bad_cohort_csv], "lacks the required columns"),
+    ],
+)
+def test_user_errors_are_one_line_naming_key_value_and_fix(plugin, args, last_line, tmp_path, capsys):
+    """Each of these is a user's mistake: one line on stderr (after Lightning's own info lines), no traceback."""
+    args = [a(tmp_path) if callable(a) else a for a in args]
+    config = config_dir(plugin) / "quick.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), *args, "--trainer.fast_dev_run=1", f"--run_dir={tmp_path / 'r'}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("framework: error: ") and last_line in err.strip().splitlines()[-1]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
+from framework.data import UnsafePickleError
 from framework.optim.decoupled_descent import estimate_noise_var
 from framework_plugins.decoupled_descent.datamodule import DecoupledDescentData
 from framework_plugins.decoupled_descent.real_data import cifar10, mnist
@@ -87,3 +89,25 @@ def test_idx_and_cifar_readers_parse_files_written_here(tmp_path):
             pickle.dump(batch, f)
     x, c = cifar10(tmp_path)
     assert x.shape == (15, 3072) and c.tolist()[:3] == [1, 0, 9] and x.min() >= 0 and x.max() <= 1
+
+
+def test_cifar_batches_carrying_code_and_swapped_mnist_files_are_refused(tmp_path):
+    """CIFAR-10 batches go through the restricted unpickler (the marker file is never created); an MNIST labels file
+    in place of the images file is named as such."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for i in range(1, 6):
+        batch = {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0] if i != 3 else [Exploit()]}
+        (tmp_path / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
+    with pytest.raises(UnsafePickleError, match="data_batch_3 was refused"):
+        cifar10(tmp_path)
+    assert not marker.exists()
+    labels = bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([1, 2, 3])
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(labels)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(labels)
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte is a labels file"):
+        mnist(tmp_path)

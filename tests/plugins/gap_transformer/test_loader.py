@@ -78,3 +78,60 @@ def test_visit_times_from_examdate_when_years_bl_is_absent(tmp_path):
     raw.drop(columns=["Years_bl"]).to_csv(tmp_path / "a.csv", index=False)
     loaded = load_adni_csv(tmp_path / "a.csv")
     np.testing.assert_allclose(loaded["YEARS"], clean_cohort(raw)["YEARS"], atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "1e400", "Infinity"])
+def test_non_finite_values_are_named(tmp_path, cell):
+    raw = simulate_cohort(5, seed=0)
+    raw["FAQ"] = raw["FAQ"].astype(object)
+    raw.loc[2, "FAQ"] = cell
+    raw.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match=rf"column FAQ has the non-(finite|numeric) value '{cell}' at row 2"):
+        load_adni_csv(tmp_path / "bad.csv")
+
+
+def test_fractional_participant_ids_are_refused_not_merged(tmp_path):
+    raw = simulate_cohort(5, seed=0)
+    raw["RID"] = raw["RID"].astype(float)
+    raw.loc[raw["RID"] == raw["RID"].iloc[-1], "RID"] += 0.5
+    raw.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="column RID has .*participant ids must be whole numbers"):
+        load_adni_csv(tmp_path / "bad.csv")
+
+
+def test_dates_must_be_iso_and_are_never_guessed_row_by_row(tmp_path):
+    raw = simulate_cohort(3, seed=2).drop(columns=["Years_bl"])
+    raw["EXAMDATE"] = raw["EXAMDATE"].astype(object)
+    raw.loc[1, "EXAMDATE"] = "02.11.06"
+    raw.to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(ValueError, match=r"EXAMDATE has '02.11.06' at row 1; dates must be written YYYY-MM-DD"):
+        load_adni_csv(tmp_path / "a.csv")
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_with_another_separator_is_named_as_such(tmp_path, sep, name):
+    simulate_cohort(3, seed=0).to_csv(tmp_path / "a.csv", index=False, sep=sep)
+    with pytest.raises(ValueError, match=f"lacks the required columns .*separated by {name}"):
+        load_adni_csv(tmp_path / "a.csv")
+
+
+def test_statics_come_only_from_visits_at_or_before_each_visit():
+    """A static covariate missing at baseline is not filled from a later visit, and changing the statics of later
+    visits changes nothing at or before them."""
+    raw = simulate_cohort(30, seed=3)
+    first_rid = raw["RID"].iloc[0]
+    rows = raw.index[raw["RID"] == first_rid]
+    raw.loc[rows[0], ["AGE", "APOE4"]] = np.nan
+    clean = clean_cohort(raw)
+    mine = clean[clean["RID"] == first_rid]
+    assert np.isnan(mine["AGE"].iloc[0]) and np.isnan(mine["APOE4"].iloc[0])
+    assert mine["AGE"].iloc[1] == raw.loc[rows[1], "AGE"]
+    later = raw.copy()
+    cut = later.groupby("RID")["Years_bl"].transform("median")
+    shifted = later["Years_bl"] > cut
+    later.loc[shifted, ["AGE", "PTEDUCAT", "APOE4"]] += 7.0
+    later.loc[shifted, "PTGENDER"] = later.loc[shifted, "PTGENDER"].map({"Male": "Female", "Female": "Male"})
+    changed = clean_cohort(later)
+    early = ~(changed["YEARS"].to_numpy() > clean.groupby("RID")["YEARS"].transform("median").to_numpy() + 1e-9)
+    static = ["AGE", "MALE", "PTEDUCAT", "APOE4"]
+    pd.testing.assert_frame_equal(clean.loc[early, static], changed.loc[early, static])

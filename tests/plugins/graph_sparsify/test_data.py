@@ -4,8 +4,10 @@ sparsifier budgets of the DataModule."""
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -46,7 +48,6 @@ def test_idx_round_trip_and_fashion_mnist_loader(tmp_path):
     images, labels = rng.integers(0, 256, (80, 28, 28)), rng.integers(0, 10, 80)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
-    np.testing.assert_array_equal(datasets.read_idx(tmp_path / "train-images-idx3-ubyte.gz"), images)
     g = datasets.fashion_mnist_knn(str(tmp_path), num_nodes=50, k=5, pca_dim=10, seed=0)
     assert g.x.shape == (50, 10) and g.adjacency.shape == (50, 50)
     assert set(g.y.tolist()) <= set(labels.tolist())
@@ -62,7 +63,8 @@ def test_missing_files_name_the_file_and_the_place(tmp_path):
 
 
 def write_planetoid(raw, n_labelled: int = 20, n_all: int = 530, n_test: int = 20, dim: int = 16) -> None:
-    """A tiny Planetoid 'cora' in the raw format (pickled CSR features, one-hot labels, adjacency dict)."""
+    """A tiny Planetoid 'cora' in the raw format, pickled at protocol 2 as the Python 2 originals are (CSR features,
+    one-hot labels, a defaultdict of adjacency lists with self-loops and duplicates, as Cora has)."""
     rng = np.random.default_rng(0)
     raw.mkdir(parents=True)
     onehot = lambda n: np.eye(7)[rng.integers(0, 7, n)]  # noqa: E731
@@ -76,22 +78,53 @@ def write_planetoid(raw, n_labelled: int = 20, n_all: int = 530, n_test: int = 2
     }
     n = n_all + n_test
     edges = rng.integers(0, n, (3 * n, 2))
-    graph = {i: [] for i in range(n)}
-    for u, v in edges:
-        if u != v:
-            graph[int(u)].append(int(v))
+    graph = defaultdict(list)
+    for u, v in [*edges, (3, 3), (4, 5), (4, 5)]:
+        graph[int(u)].append(int(v))
     objects["graph"] = graph
     for name, obj in objects.items():
         with open(raw / f"ind.cora.{name}", "wb") as f:
-            pickle.dump(obj, f)
-    (raw / "ind.cora.test.index").write_text("\n".join(str(i) for i in rng.permutation(range(n_all, n))))
+            pickle.dump(obj, f, protocol=2)
+    (raw / "ind.cora.test.index").write_text("".join(f"{i}\n" for i in rng.permutation(range(n_all, n))))
 
 
-def test_cora_loader_reads_planetoid_raw_files(tmp_path):
+def test_cora_loader_matches_torch_geometric_planetoid(tmp_path):
+    """The restricted reader assembles the same graph as PyG's Planetoid (the peer, which unpickles freely)."""
+    from torch_geometric.datasets import Planetoid
+
     write_planetoid(tmp_path / "Cora" / "raw")
     g = datasets.cora(str(tmp_path))
+    (tmp_path / "peer").mkdir()
+    (tmp_path / "peer" / "Cora").symlink_to(tmp_path / "Cora")
+    peer = Planetoid(str(tmp_path / "peer"), "Cora")[0]
     assert g.x.shape == (550, 16) and g.adjacency.shape == (550, 550)
-    assert np.all(g.adjacency.data == 1.0) and (g.adjacency != g.adjacency.T).nnz == 0
+    np.testing.assert_array_equal(g.x.numpy(), peer.x.numpy())
+    np.testing.assert_array_equal(g.y.numpy(), peer.y.numpy())
+    edges = sp.csr_array((np.ones(peer.edge_index.shape[1]), peer.edge_index.numpy()), shape=(550, 550))
+    np.testing.assert_array_equal(g.adjacency.toarray() > 0, (edges + edges.T).toarray() > 0)
+    assert np.all(g.adjacency.data == 1.0) and g.adjacency.diagonal().sum() == 0
+
+
+class _Exploit:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planetoid_file_carrying_code_is_refused_in_one_line(tmp_path, capsys):
+    write_planetoid(tmp_path / "Cora" / "raw")
+    marker = tmp_path / "pwned"
+    (tmp_path / "Cora" / "raw" / "ind.cora.graph").write_bytes(pickle.dumps({0: _Exploit(marker)}, protocol=2))
+    config = config_dir("graph_sparsify") / "real_data" / "cora.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), f"--data.init_args.root={tmp_path}", "--trainer.fast_dev_run=true"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and not marker.exists()
+    assert "ind.cora.graph was refused" in err[-1] and "system" in err[-1] and "Traceback" not in "\n".join(err)
 
 
 def test_paul15_h5ad_loader(tmp_path):
