@@ -34,8 +34,10 @@ from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from framework.optim.orthogonalize import NS_COEFFICIENTS, newton_schulz, polar_svd, regularized_polar
+from framework.optim.sharding import ShardingError, gather_rows, row_sharding, scatter_rows
 
 DEFAULT_ADAMW_PATTERNS = (
     r"embed",  # token / positional embeddings by name
@@ -329,6 +331,9 @@ class Muon(torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]  # as torch.optim: no grad, no update
         if not params:
             return
+        if isinstance(params[0], DTensor):
+            self._muon_group_sharded(group, params)
+            return
         lr, wd = group["lr"], group["weight_decay"]
         directions = [self.views[p].blocks(self._direction(group, p)) for p in params]
         targets = [self.views[p].blocks(p.data) for p in params]  # views into the parameters
@@ -365,6 +370,44 @@ class Muon(torch.optim.Optimizer):
         gathered = torch.empty_like(padded)
         dist.all_gather_into_tensor(gathered, mine.contiguous())
         return gathered[:n]
+
+    def _muon_group_sharded(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """The Muon step on FSDP2 row shards (DTensors, :mod:`framework.optim.sharding`): momentum and weight decay
+        elementwise on each rank's shard; each matrix gathered whole on its owner rank (round-robin over the group's
+        parameters), orthogonalized there (per block, stacked by shape as in :meth:`_muon_group`), and its update
+        scattered back as rows. Every rank computes only the matrices it owns and holds only those in full."""
+        lr, wd = group["lr"], group["weight_decay"]
+        names = dict(zip(map(id, group["params"]), group["param_names"], strict=True))
+        process_group = row_sharding(params[0], names[id(params[0])])
+        owners = [i % dist.get_world_size(process_group) for i in range(len(params))]
+        full_directions: dict[int, torch.Tensor] = {}
+        for i, p in enumerate(params):
+            if row_sharding(p, names[id(p)]) != process_group:
+                raise ShardingError(f"Muon: parameter {names[id(p)]!r} is sharded over another process group.")
+            direction = self._direction(group, p).to_local()
+            full = gather_rows(direction, p.shape[0], owners[i], process_group)
+            if full is not None:
+                full_directions[i] = full
+            if wd:
+                p.to_local().mul_(1 - lr * wd)
+        updates: dict[int, torch.Tensor] = {}
+        by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
+        blocks = {i: self.views[params[i]].blocks(full) for i, full in full_directions.items()}
+        for i in full_directions:
+            updates[i] = torch.empty(params[i].shape, dtype=params[i].dtype, device=full_directions[i].device)
+            for j, block in enumerate(blocks[i]):
+                by_shape[tuple(block.shape)].append((i, j))
+        if by_shape:
+            dtype = self._stack_dtype(group, params[0])
+            for shape, where in by_shape.items():
+                stack = torch.stack([blocks[i][j] for i, j in where]).to(dtype)
+                result = self._orthogonalize(group, stack)
+                alpha = -lr * _scale(shape[0], shape[1], group["lr_scale"])
+                for k, (i, j) in enumerate(where):
+                    self.views[params[i]].blocks(updates[i])[j].copy_(result[k].mul(alpha))
+        for i, p in enumerate(params):
+            local = p.to_local()
+            local.add_(scatter_rows(updates.get(i), local, p.shape[0], owners[i], process_group))
 
     def _adamw_group(self, group: dict[str, Any]) -> None:
         """Decoupled AdamW (Loshchilov & Hutter 2019), same arithmetic as ``torch.optim.AdamW`` (single tensor)."""

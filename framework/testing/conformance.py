@@ -1,5 +1,7 @@
 """The plugin conformance suite: every config must parse, fit, test, round-trip a checkpoint, resume exactly and
-(quick configs) train under 2-process CPU DDP with identical parameters on both ranks.
+(quick configs) train under 2-process CPU DDP with identical parameters on both ranks. A config whose trainer
+starts several processes itself (``devices`` or ``num_nodes`` > 1, e.g. FSDP) runs each check through the
+``framework`` command in subprocesses, since Lightning re-launches the running script for the other ranks.
 
 Each check is a plain function ``check_*(config, workdir)`` that raises ``AssertionError`` on failure, so any
 test runner can drive it. Runs are shrunk with trainer-only overrides (``TINY``), never plugin-specific ones.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import subprocess
@@ -18,8 +21,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+import yaml
 
+from framework.checkpoint import load_checkpoint_safely
 from framework.cli import FrameworkCLI, main
+from framework.testing.digest import ParameterDump
 
 TINY = (
     "--trainer.limit_train_batches=3",
@@ -32,16 +38,22 @@ TINY = (
 )
 
 
-class StopAfterEpochs(pl.Callback):
-    """Stops a fit after ``epochs`` epochs as if it were killed there: the run keeps its configured length, so
-    schedules derived from it (``CosineAnnealingToEnd``) are those of the uninterrupted run."""
+class RunKilled(RuntimeError):
+    """Raised by :class:`KillAtStep` in place of a SIGKILL (the suite runs fits in this process)."""
 
-    def __init__(self, epochs: int = 1) -> None:
-        self.epochs = epochs
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
+class KillAtStep(pl.Callback):
+    """Stops a fit as a kill would, at the end of the training batch that reaches global step ``step``: before the
+    checkpoint callbacks (Lightning runs them last) could write that step, so with a checkpoint every step the last
+    checkpoint on disk is the one of step ``step - 1``. The run keeps its configured length, so schedules derived
+    from it (``CosineAnnealingToEnd``) are those of the uninterrupted run."""
+
+    def __init__(self, step: int = 5) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            raise RunKilled(f"killed at global step {trainer.global_step}")
 
 
 def run(subcommand: str, config: Path, *overrides: str) -> FrameworkCLI:
@@ -67,11 +79,40 @@ def check_print_config(config: Path, workdir: Path) -> None:
     assert "class_path:" in text and "trainer:" in text, f"--print_config printed no resolved config:\n{text[:500]}"
 
 
+def launches_processes(config: Path) -> bool:
+    """Whether ``config``'s trainer starts several processes (``devices`` or ``num_nodes`` > 1 in the file)."""
+    trainer = (yaml.safe_load(config.read_text()) or {}).get("trainer") or {}
+    devices = trainer.get("devices", 1)
+    return (isinstance(devices, int) and devices > 1) or int(trainer.get("num_nodes", 1)) > 1
+
+
+def cli(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """``python -m framework <args>`` in a subprocess (W&B off, one thread per process); asserts exit status 0
+    unless ``ok`` is False."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "framework", *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    if ok:
+        assert proc.returncode == 0, f"{' '.join(args[:3])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    return proc
+
+
 def check_fast_dev_run(config: Path, workdir: Path) -> None:
     """``fit --trainer.fast_dev_run true`` runs exactly one training batch and finishes."""
-    cli = run("fit", config, "--trainer.fast_dev_run=true", f"--run_dir={workdir / 'fdr'}")
-    assert cli.trainer.state.finished, f"fast_dev_run ended in state {cli.trainer.state.status}"
-    assert cli.trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1
+    if launches_processes(config):
+        cli(
+            workdir,
+            "fit",
+            "--config",
+            str(config),
+            *TINY,
+            "--trainer.fast_dev_run=true",
+            f"--run_dir={workdir / 'fdr'}",
+        )
+        return
+    cli_obj = run("fit", config, "--trainer.fast_dev_run=true", f"--run_dir={workdir / 'fdr'}")
+    assert cli_obj.trainer.state.finished, f"fast_dev_run ended in state {cli_obj.trainer.state.status}"
+    assert cli_obj.trainer.fit_loop.epoch_loop.batch_progress.total.completed == 1
 
 
 def check_test_and_predict(config: Path, workdir: Path) -> None:
@@ -79,6 +120,9 @@ def check_test_and_predict(config: Path, workdir: Path) -> None:
     predictions of the trained model in memory equal those of ``framework predict --ckpt_path last.ckpt`` (one fit
     serves both checks)."""
     run_dir = workdir / "run"
+    if launches_processes(config):
+        _check_test_and_predict_in_processes(config, workdir)
+        return
     cli = fit(config, run_dir, 1)
     in_memory = cli.trainer.predict(cli.model, datamodule=cli.datamodule)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
@@ -95,14 +139,53 @@ def check_test_and_predict(config: Path, workdir: Path) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def _check_test_and_predict_in_processes(config: Path, workdir: Path) -> None:
+    """Multi-process variant: a fit with every rank's final parameters dumped, ``test --ckpt_path last`` in the
+    same processes with finite ``test/`` metrics, and the checkpoint holding exactly the trained parameters (whole),
+    loadable by a single-process ``predict``."""
+    run_dir = workdir / "run"
+    fit_args = [*TINY, "--trainer.max_epochs=1", "--trainer.max_steps=-1", f"--run_dir={run_dir}"]
+    cli(
+        workdir,
+        "fit",
+        "--config",
+        str(config),
+        *fit_args,
+        f"--trainer.callbacks+={ParameterDump.__module__}.ParameterDump",
+    )
+    test = cli(workdir, "test", "--config", str(config), *TINY, f"--run_dir={run_dir}", "--ckpt_path=last")
+    metrics = dict(line.split() for line in test.stdout.splitlines() if line.strip().startswith("test/"))
+    assert metrics and all(math.isfinite(float(v)) for v in metrics.values()), f"test printed {metrics}"
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    trained = torch.load(run_dir / "params_rank0.pt", weights_only=True)
+    saved = load_checkpoint_safely(ckpt)["state_dict"]
+    for key, value in trained.items():
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=0, msg=lambda m, k=key: f"{k}: {m}")
+    one = ["--trainer.devices=1", "--trainer.strategy=auto", f"--run_dir={workdir / 'predict'}", f"--ckpt_path={ckpt}"]
+    cli(workdir, "predict", "--config", str(config), *TINY, *one)
+    assert torch.load(workdir / "predict" / "predictions.pt", weights_only=True), "predict wrote no predictions"
+
+
 def check_resume(config: Path, workdir: Path) -> None:
-    """A 2-epoch fit stopped after epoch 1, resumed with ``--ckpt_path last``: same global step and bit-identical
-    weights as an uninterrupted 2-epoch fit."""
-    straight = fit(config, workdir / "straight", 2)
-    first = fit(config, workdir / "resumed", 2, f"--trainer.callbacks+={StopAfterEpochs.__module__}.StopAfterEpochs")
-    assert 0 < first.trainer.global_step < straight.trainer.global_step, "the first leg was not interrupted"
-    resumed = fit(config, workdir / "resumed", 2, "--ckpt_path=last")
-    assert resumed.trainer.global_step == straight.trainer.global_step > 0
+    """A 2-epoch fit (a checkpoint every step) killed one step after the first step of its second epoch, resumed with
+    ``--ckpt_path last`` from that mid-epoch checkpoint: same global step and bit-identical weights as an
+    uninterrupted 2-epoch fit (the loader resumes mid-epoch, :class:`framework.data.ResumableDataLoader`). With one
+    batch per epoch (full-batch training) the checkpoint is the end of the first epoch."""
+    every_step = "--checkpoint.every_n_train_steps=1"
+    if launches_processes(config):
+        _check_resume_in_processes(config, workdir)
+        return
+    straight = fit(config, workdir / "straight", 2, every_step)
+    per_epoch = straight.trainer.global_step // 2
+    assert per_epoch >= 1, "the uninterrupted fit took no step"
+    kill = {"class_path": f"{KillAtStep.__module__}.KillAtStep", "init_args": {"step": per_epoch + min(2, per_epoch)}}
+    try:
+        fit(config, workdir / "resumed", 2, every_step, f"--trainer.callbacks+={json.dumps(kill)}")
+        raise AssertionError("the first leg was not interrupted")
+    except RunKilled:
+        pass
+    resumed = fit(config, workdir / "resumed", 2, every_step, "--ckpt_path=last")
+    assert resumed.trainer.global_step == straight.trainer.global_step
     assert resumed.trainer.ckpt_path is not None, "resume did not load a checkpoint"
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
@@ -110,28 +193,41 @@ def check_resume(config: Path, workdir: Path) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=lambda m, k=key: f"{k}: {m}")
 
 
+def _check_resume_in_processes(config: Path, workdir: Path) -> None:
+    """Multi-process variant of :func:`check_resume`: 2-epoch fits in subprocesses, the interrupted one killed at
+    step 5 (of 6), resumed from the checkpoint of step 4; every rank's final parameters (gathered whole) equal the
+    uninterrupted run's bit for bit."""
+    dump = f"--trainer.callbacks+={ParameterDump.__module__}.ParameterDump"
+    common = [*TINY, "--trainer.max_epochs=2", "--trainer.max_steps=-1", "--checkpoint.every_n_train_steps=1"]
+    straight, resumed = workdir / "straight", workdir / "resumed"
+    cli(workdir, "fit", "--config", str(config), *common, f"--run_dir={straight}", dump)
+    kill = {"class_path": f"{KillAtStep.__module__}.KillAtStep", "init_args": {"step": 5}}
+    killed = cli(workdir, "fit", "--config", str(config), *common, f"--run_dir={resumed}",
+                 f"--trainer.callbacks+={json.dumps(kill)}", ok=False)  # fmt: skip
+    assert killed.returncode != 0 and "RunKilled" in killed.stderr, (
+        f"the first leg was not killed:\n{killed.stderr[-2000:]}"
+    )
+    cli(workdir, "fit", "--config", str(config), *common, f"--run_dir={resumed}", "--ckpt_path=last", dump)
+    assert_ranks_agree(straight)
+    for rank in (0, 1):
+        a = torch.load(straight / f"params_rank{rank}.pt", weights_only=True)
+        b = torch.load(resumed / f"params_rank{rank}.pt", weights_only=True)
+        assert a.keys() == b.keys() and a
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=lambda m, k=key: f"rank {rank} {k}: {m}")
+
+
 def check_ddp(config: Path, workdir: Path) -> None:
     """``fit`` with ``strategy=ddp`` on 2 CPU processes (gloo) succeeds and leaves identical parameters on both."""
     run_dir = workdir / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "framework",
-        "fit",
-        "--config",
-        str(config),
-        *TINY,
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=2",
-        "--trainer.strategy=ddp",
-        "--trainer.max_epochs=1",
-        "--trainer.max_steps=-1",
-        f"--run_dir={run_dir}",
-        "--trainer.callbacks+=framework.testing.digest.ParameterDump",
-    ]
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"DDP fit failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_epochs=1"]
+    dump = f"--trainer.callbacks+={ParameterDump.__module__}.ParameterDump"
+    cli(workdir, "fit", "--config", str(config), *TINY, *ddp, "--trainer.max_steps=-1", f"--run_dir={run_dir}", dump)
+    assert_ranks_agree(run_dir)
+
+
+def assert_ranks_agree(run_dir: Path) -> None:
+    """The parameters :class:`ParameterDump` wrote for ranks 0 and 1 are equal bit for bit."""
     rank0 = torch.load(run_dir / "params_rank0.pt", weights_only=True)
     rank1 = torch.load(run_dir / "params_rank1.pt", weights_only=True)
     assert rank0.keys() == rank1.keys() and rank0

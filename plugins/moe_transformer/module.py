@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
 
 from framework.module import FrameworkModule, default_optimizer
 from framework_plugins.moe_transformer.model import MoETransformer
@@ -17,7 +19,20 @@ class MoELanguageModel(FrameworkModule):
     byte), ``test/loss``, ``test/bpb``. ``predict`` returns the argmax next byte at every position.
 
     Args:
-        block_size, d_model, n_layers, n_heads, d_ff, n_experts, top_k: see ``MoETransformer`` (top_k null = dense).
+        block_size: context length in bytes, the longest input the model accepts (one learned position embedding
+            per position); at least the data's ``block_size``.
+        d_model: width of the byte embeddings and of the residual stream (divisible by ``n_heads``).
+        n_layers: number of pre-norm transformer blocks (causal self-attention + MoE MLP each).
+        n_heads: attention heads per block; each head has width ``d_model / n_heads``.
+        d_ff: hidden width of each expert's GELU MLP (d_model -> d_ff -> d_model).
+        n_experts: experts per MoE MLP (>= 1); every expert is evaluated on every token, so cost grows linearly.
+        top_k: keep only the k largest router gates per token, renormalised (1 <= top_k <= n_experts); null =
+            dense softmax gating over all experts.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` such as torch.optim.AdamW or framework.optim.Muon, with ``init_args``); default
+            AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
     """
 
     def __init__(
@@ -35,6 +50,17 @@ class MoELanguageModel(FrameworkModule):
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.model = MoETransformer(block_size, d_model, n_layers, n_heads, d_ff, n_experts, top_k)
+
+    def configure_model(self) -> None:
+        """Under Lightning's ``ModelParallelStrategy``: FSDP2, every block and then the whole model ``fully_shard``-ed
+        over the data-parallel mesh (parameters become row-sharded DTensors; ``framework.optim.Muon`` gathers each
+        matrix whole on an owner rank). A no-op under every other strategy, and once the model is sharded."""
+        if self.device_mesh is None or isinstance(self.model.embed.weight, DTensor):
+            return
+        mesh = self.device_mesh["data_parallel"]
+        for block in self.model.blocks:
+            fully_shard(block, mesh=mesh)
+        fully_shard(self.model, mesh=mesh)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens)
