@@ -1,7 +1,8 @@
 """The ``framework`` command: LightningCLI with plugin discovery, run directories, safe resume and sane defaults.
 
 ``framework fit|validate|test|predict --config configs/<plugin>/<name>.yaml [overrides]`` runs a Trainer method;
-``framework plugins`` lists what is installed; ``framework demo [plugin]`` fits and tests a plugin's demo config (the
+``framework plugins`` lists what is installed (``framework plugins NAME``: one plugin's classes with every init
+argument, its configs and experiment files); ``framework demo [plugin]`` fits and tests a plugin's demo config (the
 plugin marked ``DEFAULT_DEMO`` when none is named); ``framework experiment run|report`` and ``framework tune`` run
 experiment files and Optuna searches (:mod:`framework.experiments`).
 
@@ -44,7 +45,14 @@ from framework.config_keys import ConfigValueError, with_config_key
 from framework.contract import DataContractError
 from framework.experiments.spec import ExperimentError
 from framework.provenance import environment
-from framework.registry import PluginLookupError, demo_config, format_plugins, load_plugins
+from framework.registry import (
+    PluginLookupError,
+    demo_config,
+    find_plugin,
+    format_plugin,
+    format_plugins,
+    load_plugins,
+)
 
 DEFAULT_SEED = 1234
 RUNS_ROOT = Path("runs")
@@ -62,6 +70,10 @@ RECIPE_HEADER = (
     "# How it was run (command lines, resumes, versions, git commit): invocations.jsonl beside this file.\n"
 )
 UNTRAINED = "untrained"  # --ckpt_path untrained: evaluate freshly initialised weights on purpose
+PLUGINS_USAGE = (
+    "usage: framework plugins [NAME]: every installed plugin, or one plugin's classes with each init argument, "
+    "its configs and experiment files."
+)
 USER_ERRORS = (
     CheckpointError,
     NonFiniteError,
@@ -527,6 +539,21 @@ def demo(extra: list[str]) -> None:
     FrameworkCLI(args=["test", "--config", str(config), "--run_dir", str(fit.run_dir), "--ckpt_path", "last", *extra])
 
 
+def plugins(extra: list[str]) -> None:
+    """``framework plugins``: every installed plugin in brief; ``framework plugins NAME``: that plugin's model and
+    datamodule classes with each init argument (type, default, description), its configs and experiment files.
+
+    Raises:
+        PluginLookupError: an unknown plugin name, or more than one argument (the message says what is accepted).
+    """
+    if extra and extra[0] in ("-h", "--help"):
+        print(PLUGINS_USAGE)
+        return
+    if len(extra) > 1:
+        raise PluginLookupError(f"plugins takes at most one plugin name, got {extra}. {PLUGINS_USAGE}")
+    print(format_plugin(find_plugin(extra[0])) if extra else format_plugins(load_plugins()))
+
+
 def console_main() -> None:
     """The ``framework`` console script and ``python -m framework``: :func:`main` with exit status 0 on success.
 
@@ -546,7 +573,7 @@ def main(args: ArgsType = None) -> FrameworkCLI | None:
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict | Namespace) else None
     try:
         if argv is not None and argv[:1] == ["plugins"]:
-            print(format_plugins(load_plugins()))
+            plugins(argv[1:])
             return None
         if argv is not None and argv[:1] == ["demo"]:
             demo(argv[1:])

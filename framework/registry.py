@@ -11,6 +11,10 @@ the CLI (``--model FlowMatching``). The plugin module declares, as module attrib
 - ``DEMO_CONFIG`` (optional): the config ``framework demo <name>`` fits and tests; ``DEFAULT_DEMO = True`` makes it
   the one ``framework demo`` runs without a name.
 
+``framework plugins NAME`` describes one plugin: each model and datamodule class with every init argument (type,
+default and the one-line description from the ``Args:`` section of its docstring, as ``framework fit --model.help``
+shows it), its configs and its experiment files.
+
 A plugin whose third-party dependencies are not installed is still listed, with the command that installs them
 (the extra of its distribution named after the plugin, when there is one), instead of breaking every command.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import textwrap
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -26,10 +32,12 @@ from pathlib import Path
 from types import ModuleType
 
 import lightning.pytorch as pl
+import yaml
 
 ENTRY_POINT_GROUP = "framework.plugins"
 REAL_DATA_DIR = "real_data"  # configs below a folder of this name need user-supplied files
 EXPERIMENTS_DIR = "experiments"  # experiment files (framework experiment run), not configs
+WRAP = {"break_long_words": False, "break_on_hyphens": False}  # paths and class paths stay whole in the listings
 
 
 class PluginLookupError(LookupError):
@@ -213,6 +221,148 @@ def format_plugins(infos: tuple[PluginInfo, ...]) -> str:
         if info.demo is not None:
             lines.append(f"  demo:        framework demo {info.name}{'  (the default)' if info.default_demo else ''}")
     return "\n".join(lines)
+
+
+def find_plugin(name: str) -> PluginInfo:
+    """The installed plugin registered as ``name``.
+
+    Raises:
+        PluginLookupError: no plugin of that name is installed (the message lists the installed ones).
+    """
+    infos = {info.name: info for info in load_plugins()}
+    if name not in infos:
+        raise PluginLookupError(f"no plugin named {name!r}; installed plugins: {', '.join(sorted(infos)) or 'none'}.")
+    return infos[name]
+
+
+@dataclass(frozen=True)
+class InitArgument:
+    """One init argument of a model or datamodule class as the CLI parses it."""
+
+    name: str
+    type: str  # the annotation, without module prefixes
+    default: str | None  # as it would be written in YAML; None when the argument is required
+    help: str  # the description from the class's docstring ("" when it has none)
+
+
+def init_arguments(cls: type) -> list[InitArgument]:
+    """The init arguments of ``cls`` with type, default and description, resolved the way ``framework fit
+    --model.help`` resolves them (jsonargparse's signature and docstring parsing, so what this lists is what the
+    help shows)."""
+    from jsonargparse._parameter_resolvers import get_signature_parameters  # the resolver behind the CLI's help
+
+    return [
+        InitArgument(
+            name=param.name,
+            type=_type_name(param.annotation),
+            default=None if param.default is inspect.Parameter.empty else _yaml_value(param.default),
+            help=" ".join((param.doc or "").split()),
+        )
+        for param in get_signature_parameters(cls, "__init__")
+    ]
+
+
+def _type_name(annotation: object) -> str:
+    """``typing.Optional[torch.optim.optimizer.Optimizer]`` -> ``Optimizer | None``: short, as a reader writes it."""
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
+    text = re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)  # module prefixes
+    optional = re.fullmatch(r"Optional\[(.*)\]", text)
+    return f"{optional.group(1)} | None" if optional else text
+
+
+def _yaml_value(value: object) -> str:
+    """A default as it would be written in a YAML config (functions and classes by name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(_yaml_value, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml_value(v)}" for k, v in value.items()) + "}"
+    if callable(value):
+        return getattr(value, "__qualname__", repr(value))
+    return str(value)
+
+
+def _first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph (a full stop after a word, followed by a capital or a
+    backtick, ends it; ``x . w``, ``e.g.`` and ``i.e.`` do not)."""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    first = re.split(r"(?<![\s.])(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z`])", paragraph, maxsplit=1)[0]
+    return first.rstrip(".") + "." if first else ""
+
+
+def _first_comment(path: Path) -> str:
+    """The first sentence of the comment a config starts with (what the config is for), else ""."""
+    block = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        block.append(line.lstrip("#").strip())
+    return _first_sentence(" ".join(block))
+
+
+def _title(path: Path) -> str:
+    """The ``title:`` of an experiment file ("" when it has none or does not parse)."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return ""
+    return str(content.get("title") or "") if isinstance(content, dict) else ""
+
+
+def _describe_class(cls: type, section: str) -> list[str]:
+    """The lines of one model (``section="model"``) or datamodule (``"data"``) class in ``framework plugins NAME``."""
+    summary = _first_sentence(inspect.getdoc(cls) or "")
+    lines = [f"  {section} {cls.__name__}  ({cls.__module__}.{cls.__qualname__})"]
+    lines += (
+        textwrap.wrap(summary, width=116, initial_indent="    ", subsequent_indent="    ", **WRAP) if summary else []
+    )
+    for arg in init_arguments(cls):
+        lines.append(f"    {arg.name}: {arg.type}" + (" (required)" if arg.default is None else f" = {arg.default}"))
+        lines += textwrap.wrap(
+            arg.help or "(no description)", width=116, initial_indent=" " * 8, subsequent_indent=" " * 8, **WRAP
+        )
+    lines.append(f"    more: framework fit --{section}.help {cls.__name__}")
+    return lines
+
+
+def format_plugin(info: PluginInfo) -> str:
+    """What ``framework plugins NAME`` prints: the plugin's model and datamodule classes, each init argument with
+    its type, default and description, its configs (with the first sentence of their leading comment) and experiment
+    files (with their ``title:``), and the commands that show more."""
+    lines = [f"{info.name}  ({info.module})"]
+    if info.missing is not None:
+        return "\n".join([*lines, f"  not available: {info.missing}"])
+    module = importlib.import_module(info.module)
+    about = " ".join((inspect.getdoc(module) or "").split("\n\n")[0].split())
+    lines += textwrap.wrap(about, width=118, initial_indent="  ", subsequent_indent="  ", **WRAP) if about else []
+    for section, names in (("model", info.models), ("data", info.datamodules)):
+        for name in names:
+            lines += ["", *_describe_class(getattr(module, name), section)]
+    lines += ["", "  configs (framework fit --config FILE):"]
+    lines += [line for c in info.configs for line in _entry(_display_path(c), _first_comment(c))] or ["    -"]
+    if info.experiments:
+        lines += ["", "  experiments (framework experiment run FILE):"]
+        lines += [line for e in info.experiments for line in _entry(_display_path(e), _title(e))]
+    if info.demo is not None:
+        lines += ["", f"  demo: framework demo {info.name}"]
+    lines += [
+        "",
+        "  more: framework fit --model.help CLASS / --data.help CLASS (every option of a class, nested ones included);",
+        "        framework fit --model CLASS --model.init_args.optimizer.help OPTIMIZER (an optimizer's options);",
+        "        framework fit --config FILE --print_config (a config with every default filled in)",
+    ]
+    return "\n".join(lines)
+
+
+def _entry(path: str, about: str) -> list[str]:
+    """A config or experiment file with what it is for, wrapped under it."""
+    return textwrap.wrap(f"{path}  {about}", width=118, initial_indent="    ", subsequent_indent=" " * 8, **WRAP) or []
 
 
 def _display_path(path: Path) -> str:

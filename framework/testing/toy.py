@@ -13,7 +13,17 @@ from framework.module import FrameworkModule, default_optimizer
 
 
 class ToyRegression(FrameworkModule):
-    """y = MLP(x) fitted by MSE. ``nan_at_step`` makes the training loss NaN from that global step on (for tests)."""
+    """y = MLP(x) fitted by MSE. ``nan_at_step`` makes the training loss NaN from that global step on (for tests).
+
+    Args:
+        in_features: input dimension (must equal the data's ``in_features``).
+        hidden: width of the MLP's one tanh hidden layer.
+        nan_at_step: global step from which the training loss is NaN (tests of the non-finite guard); null = never.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
+    """
 
     def __init__(
         self,
@@ -49,7 +59,14 @@ class ToyRegression(FrameworkModule):
 
 
 class ToyRegressionData(pl.LightningDataModule):
-    """y = sin(x . w) + noise with x ~ N(0, I); seeded."""
+    """y = sin(x . w) + noise with x ~ N(0, I); seeded. Validation, test and predict reuse the training samples.
+
+    Args:
+        in_features: input dimension.
+        n: number of samples.
+        batch_size: samples per batch.
+        seed: seeds the samples (x, w and the noise of std 0.1) and the shuffling.
+    """
 
     def __init__(self, in_features: int = 4, n: int = 512, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__()

@@ -33,9 +33,12 @@ class DecoupledDescentData(TensorSplitsDataModule):
     training split.
 
     Args:
-        task: see above.
+        task: ``gmm`` or ``xor`` (simulated), ``digits`` or ``mnist`` (pixels), ``probe_digits`` or
+            ``probe_cifar10`` (random features); see above.
         dim: d for simulated tasks and the number of random features for probing (digits: 64, mnist: 784).
-        n_train, n_val, n_test: split sizes.
+        n_train: training samples (>= 1); also the batch size when ``batch_size`` is null.
+        n_val: validation samples (>= 1).
+        n_test: test samples (>= 1); real tasks need n_train + n_val + n_test <= the number of images.
         snr: ||v||^2 / d (gmm) or ||mu_c||^2 / d (xor).
         noise_var: Delta of the simulated tasks.
         pixel_noise: std of the Gaussian noise added to standardized pixels (digits, mnist).

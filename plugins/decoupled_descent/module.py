@@ -55,12 +55,23 @@ class DecoupledDescentClassifier(FrameworkModule):
     ``test/se_q``, ``test/se_error`` at t = T.
 
     Args:
-        n_features: d (must equal the data's).
-        width, activation, readout, init_scale: the network (:class:`ReadoutNetwork`).
-        method: ``dd`` or ``gd``.
-        onsager_noise_var: Delta of the correction; None takes the data module's ``noise_var`` (known or estimated).
-        se_particles: Monte-Carlo particles of the state evolution.
-        optimizer: ``torch.optim.SGD`` (momentum with dampening = damping); the lr is for the summed loss.
+        n_features: d, the input dimension (must equal the data's ``dim``).
+        width: K, the number of hidden units (1 with ``activation: linear`` is the GLM of the state evolution).
+        activation: sigma: ``linear`` (use with width 1), ``logcosh`` or ``tanh`` (smooth, as decoupled descent
+            requires).
+        readout: s, the fixed (untrained) readout weight of each unit, ``width`` entries; null = all ones.
+        init_scale: std of the initial weights, W^0 ~ N(0, init_scale^2) (>= 0); 0 gives W^0 = 0, the state
+            evolution's start; ``logcosh`` / ``tanh`` need > 0 (W = 0 is a critical point).
+        method: ``dd`` (decoupled descent: train on the Onsager-corrected P = A - Delta M) or ``gd`` (plain gradient
+            descent on A, the baseline).
+        onsager_noise_var: Delta of the Onsager correction (> 0); null takes the data module's ``noise_var`` (known
+            for simulated tasks, estimated on the training split for real ones).
+        se_particles: Monte-Carlo particles of the state evolution (computed only for the Gaussian-mixture GLM:
+            width 1, linear, init_scale 0, method dd, no LR scheduler).
+        optimizer: ``torch.optim.SGD`` (momentum with dampening = damping); the lr is for the summed, not the mean,
+            loss; default SGD(lr=0.5, weight_decay=0.05).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step; null = constant
+            step size (the state-evolution prediction needs it).
     """
 
     def __init__(

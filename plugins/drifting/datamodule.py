@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from framework.data import TensorSplitsDataModule
 from framework.data.toys import TOY_2D, digits, gaussian_mixture, mixture_means, toy_2d
 
 TARGETS = ("gmm", *TOY_2D, "digits")
+Target = Literal["gmm", "moons", "circles", "checkerboard", "spirals", "digits"]  # the names of TARGETS
 
 
 class DriftingData(TensorSplitsDataModule):
@@ -17,15 +20,19 @@ class DriftingData(TensorSplitsDataModule):
         target: ``gmm`` (``n_components`` modes, on a circle in 2-D), ``moons``, ``circles`` (rings),
             ``checkerboard``, ``spirals`` or ``digits`` (64-d).
         dim: data dimension (2 for toys, 64 for digits, any for gmm).
-        n_train, n_val, n_test: split sizes of simulated targets.
+        n_train: training samples of a simulated target (digits: ignored, 80% of the images).
+        n_val: validation samples of a simulated target (digits: ignored, 10%).
+        n_test: test samples of a simulated target (digits: ignored, 10%).
         batch_size: data (positive) samples per training step.
         seed: seeds simulation, split and shuffling.
-        n_components, spread, component_std: GMM parameters.
+        n_components: gmm: number of equal-weight components.
+        spread: gmm: radius of the circle of component means in 2-D; in d > 2 the means are N(0, spread^2 / d I).
+        component_std: gmm: standard deviation of each isotropic component.
     """
 
     def __init__(
         self,
-        target: str = "gmm",
+        target: Target = "gmm",
         dim: int = 2,
         n_train: int = 16384,
         n_val: int = 1000,

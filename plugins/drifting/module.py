@@ -31,14 +31,19 @@ class DriftingGenerator(FrameworkModule):
     Args:
         dim: data dimension.
         noise_dim: dimension of z.
-        architecture: ``mlp`` or ``conv`` (8x8 images).
-        hidden, depth: MLP size.
+        architecture: ``mlp`` or ``conv`` (8x8 images, dim 64).
+        hidden: width of the MLP generator's hidden layers (``mlp`` only).
+        depth: number of hidden SiLU layers of the MLP generator (``mlp`` only).
         kernel: ``laplace`` (default of the original method), ``matern32``, ``matern52`` or ``gaussian``.
         temperatures: kernel scales in units of the mean batch distance; their normalised fields are summed.
         gen_batch: generated samples per step (the negatives).
         eval_samples: generated samples for the metrics.
         overlap_scale: monitor kernel length in units of the mean held-out distance.
         chunk_size: queries per block in the field computation (bounded memory), None = one block.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
     """
 
     def __init__(

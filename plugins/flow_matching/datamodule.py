@@ -11,6 +11,7 @@ from framework_plugins.flow_matching.targets import (
     ANALYTIC_TARGETS,
     TARGETS,
     TOY_TARGETS,
+    Target,
     analytic_target,
     digits,
     toy_2d,
@@ -24,16 +25,20 @@ class FlowMatchingData(TensorSplitsDataModule):
         target: one of gaussian, anisotropic_gaussian, gmm (analytic laws), moons, circles, checkerboard,
             spirals (2-D toys), digits (64-d, scikit-learn).
         dim: data dimension (fixed to 2 for toys and 64 for digits).
-        n_train, n_val, n_test: split sizes (digits: fractions of the 1,797 images are used instead, see below).
+        n_train: training samples of a simulated target (digits: ignored, the images left after val and test).
+        n_val: validation samples of a simulated target (digits: ignored, 10% of the 1,797 images).
+        n_test: test samples of a simulated target (digits: ignored, 10% of the images).
         n_predict: number of noise vectors for ``framework predict``.
         batch_size: training batch size.
         seed: seeds the simulation, the split and the shuffling.
-        n_components, spread, component_std: GMM parameters (see ``analytic_target``).
+        n_components: gmm: number of equal-weight components.
+        spread: gmm: radius of the circle of component means in 2-D; in d > 2 the means are N(0, spread^2 / d I).
+        component_std: gmm: standard deviation of each isotropic component.
     """
 
     def __init__(
         self,
-        target: str = "gmm",
+        target: Target = "gmm",
         dim: int = 2,
         n_train: int = 8192,
         n_val: int = 1024,

@@ -43,12 +43,18 @@ class FlowMatching(FrameworkModule):
 
     Args:
         dim: data dimension (must match the data).
-        hidden, depth, time_frequencies: velocity MLP size (see ``VelocityMLP``).
+        hidden: width of the velocity MLP's hidden layers (>= 1).
+        depth: number of hidden SiLU layers of the velocity MLP (>= 1).
+        time_frequencies: Fourier frequencies f = 1..n of the time features [t, sin(2 pi f t), cos(2 pi f t)].
         sampler: ``euler`` or ``heun``.
         sample_steps: N for test metrics and ``predict``.
         eval_samples: samples (and held-out points) used by the test metrics.
-        w2_steps: Euler step counts for the W2-vs-N curve.
+        w2_steps: Euler step counts for the W2-vs-N curve; null = 1, 2, 4, ..., 64.
         lipschitz_points: path points per time at which the Jacobian norm is measured.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
     """
 
     def __init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
@@ -12,7 +13,10 @@ from framework_plugins.flow_matching.analytic import GaussianMixture
 TOY_TARGETS = TOY_2D
 ANALYTIC_TARGETS = ("gaussian", "anisotropic_gaussian", "gmm")
 TARGETS = (*ANALYTIC_TARGETS, *TOY_TARGETS, "digits")
-__all__ = ["ANALYTIC_TARGETS", "TARGETS", "TOY_TARGETS", "analytic_target", "digits", "toy_2d"]
+Target = Literal[
+    "gaussian", "anisotropic_gaussian", "gmm", "moons", "circles", "checkerboard", "spirals", "digits"
+]  # the names of TARGETS
+__all__ = ["ANALYTIC_TARGETS", "TARGETS", "TOY_TARGETS", "Target", "analytic_target", "digits", "toy_2d"]
 
 
 def analytic_target(

@@ -112,15 +112,19 @@ class ADNICohort(TensorSplitsDataModule):
     Args:
         source: ``synthetic`` (the built-in simulator, default) or ``csv`` (a local ADNIMERGE / TADPOLE file).
         path: the CSV for ``source: csv``.
-        n_participants, cohort_seed: simulator size and seed.
+        n_participants: participants simulated (``source: synthetic`` only).
+        cohort_seed: seed of the simulated cohort (``source: synthetic`` only).
         split_seed: participant-level split seed (the paper's repeated evaluation uses 0-4).
-        val_fraction, test_fraction: fractions of participants.
+        val_fraction: fraction of participants in the validation fold, in [0, 1) (val + test < 1).
+        test_fraction: fraction of participants in the test fold, in [0, 1) (val + test < 1).
         max_visits: history visits kept per anchor (the most recent).
-        lme_candidates, lme_forced: covariates searched by BIC / always included (anchor columns: the FEATURES,
-            AGE, MALE, PTEDUCAT, APOE4, YEARS).
+        lme_candidates: covariates the LME's forward BIC selection may add (anchor columns: the FEATURES, AGE, MALE,
+            PTEDUCAT, APOE4, YEARS).
+        lme_forced: covariates the LME always includes (same columns as ``lme_candidates``).
         lme_prediction: ``population`` (fixed effects; every test participant is unseen) or ``blup`` (adds the
             shrunken mean residual of the participant's earlier anchors whose outcome is already observed).
-        batch_size, seed: loader batch size and shuffling seed.
+        batch_size: anchors per batch.
+        seed: seed of the train loader's shuffling (the split is set by ``split_seed``).
     """
 
     batch_type = CohortBatch

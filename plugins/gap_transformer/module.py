@@ -101,7 +101,14 @@ class LMEReference(CDRSBForecaster):
     (zero gradient, so it never moves under SGD / Adam / AdamW) only so that the LME runs through the same
     trainer, optimizer, checkpoints and DDP as the other models (DDP refuses a module without trainable
     parameters). A trainable offset would not stay at 0: the GLS fixed effects of a random-intercept model do not
-    make the mean row residual 0."""
+    make the mean row residual 0.
+
+    Args:
+        optimizer: callable params -> torch.optim.Optimizer; it only steps the dummy parameter, whose gradient is 0
+            (the LME itself is fitted by the datamodule); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step; no effect here; null =
+            none.
+    """
 
     def __init__(
         self, optimizer: OptimizerCallable = default_optimizer, lr_scheduler: LRSchedulerCallable | None = None
@@ -118,8 +125,16 @@ class GapAwareTransformer(CDRSBForecaster):
     """The paper's residual gap-aware transformer (see ``GapAwareTransformerNet``); ``residual`` defaults to True.
 
     Args:
-        d_model, n_heads, n_layers, dropout: transformer size.
+        d_model: width of the triplet (value, variable, time) embeddings and of the residual stream (divisible by
+            ``n_heads``).
+        n_heads: attention heads per block, each with its own learned time-gap penalty slope (per year).
+        n_layers: number of pre-norm transformer blocks.
+        dropout: dropout probability on the residual branches and inside the feed-forward layers, in [0, 1).
         residual: learn y - y_ref (True, the paper's design) or y itself.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
     """
 
     def __init__(
@@ -138,7 +153,17 @@ class GapAwareTransformer(CDRSBForecaster):
 
 
 class GRUD(CDRSBForecaster):
-    """GRU-D baseline with a regression head (see ``GRUDNet``); by default predicts y directly (``residual``)."""
+    """GRU-D baseline with a regression head (see ``GRUDNet``); by default predicts y directly (``residual``).
+
+    Args:
+        hidden: width of the GRU-D state, of the static-covariate encoding and of the head's hidden layer.
+        dropout: dropout probability before the regression head, in [0, 1).
+        residual: learn y - y_ref or (False, the default) y itself.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
+    """
 
     def __init__(
         self,
@@ -156,7 +181,21 @@ class GRUD(CDRSBForecaster):
 class STraTS(CDRSBForecaster):
     """STraTS baseline with a regression head (see ``STraTSNet``). With ``pretrain_epochs`` = k > 0 the first k
     epochs minimise only the self-supervised forecasting loss sum w (f - x)^2 / sum w (pretraining), later epochs
-    the regression MSE (fine-tuning); the phase depends only on the epoch, so resume is exact."""
+    the regression MSE (fine-tuning); the phase depends only on the epoch, so resume is exact.
+
+    Args:
+        d_model: width of the triplet (value, variable, time) embeddings and of the residual stream (divisible by
+            ``n_heads``).
+        n_heads: attention heads per block (no time-gap penalty).
+        n_layers: number of pre-norm transformer blocks.
+        dropout: dropout probability on the residual branches and inside the feed-forward layers, in [0, 1).
+        pretrain_epochs: epochs of self-supervised forecasting before the regression (>= 0; 0 = none).
+        residual: learn y - y_ref or (False, the default) y itself.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
+    """
 
     def __init__(
         self,

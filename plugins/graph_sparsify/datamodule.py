@@ -48,12 +48,29 @@ class GraphSparsifyData(TensorSplitsDataModule):
         scheme: effective-resistance sampling ``replacement`` (SS08: q draws) or ``independent`` (each edge kept
             with probability min(1, q p_e)); see
             :func:`framework_plugins.graph_sparsify.graph.effective_resistance_sparsify`.
-        resistance: ``exact`` | ``approx`` (JL with ``jl_k`` solves) | ``auto``.
-        num_nodes, num_blocks, p_in, p_out, feature_dim, feature_noise: SBM (``num_blocks`` = classes for rgg).
-        radius: rgg connection radius. knn_k: kNN graphs. pca_dim: FashionMNIST / Paul15 features.
-        root: directory of FashionMNIST IDX files or of ``Cora/raw``; path: Paul15 ``.h5ad``.
-        train_fraction, val_fraction: seeded random node split (rest = test).
-        batch_size: nodes per step. seed: graph, sparsifier and split.
+        keep_fraction: edge budget of H as a fraction of G's edges, in (0, 1]; overrides ``eps`` (see there);
+            null = no budget.
+        samples_factor: q = samples_factor n ln n effective-resistance samples; overrides ``eps`` when
+            ``keep_fraction`` is null; null = use ``eps``.
+        oversampling: C in q = C n ln n / eps^2 (4 is Laplacians.jl's constant; 1 gives about 1.2x the target eps).
+        resistance: ``exact`` | ``approx`` (JL with ``jl_k`` solves) | ``auto`` (exact up to 3,000 nodes).
+        jl_k: random projections (Laplacian solves) of the approximate resistances.
+        prune_k: ``knn_prune`` keeps edge (u, v) if it is among the prune_k heaviest edges of u or of v (>= 1).
+        num_nodes: nodes of sbm / rgg, and images sampled for fashion_mnist.
+        num_blocks: sbm: equal-size blocks (= classes); rgg: angular sectors (= classes).
+        p_in: sbm: edge probability inside a block (p_out <= p_in <= 1).
+        p_out: sbm: edge probability across blocks (0 <= p_out <= p_in).
+        feature_dim: sbm / rgg: node feature dimension (rgg: raised to ``num_blocks`` if smaller).
+        feature_noise: sbm: std of the Gaussian noise added to each node's block-mean feature vector.
+        radius: rgg: connection radius in the unit square (edge weight exp(-d^2 / radius^2)).
+        knn_k: neighbours per node of the kNN graphs (digits, fashion_mnist, paul15).
+        pca_dim: fashion_mnist / paul15: PCA dimension of the features the kNN graph is built on.
+        root: directory of the FashionMNIST IDX files or of ``Cora/raw``.
+        path: the Paul15 ``.h5ad`` file.
+        train_fraction: fraction of nodes in the seeded random train split (> 0; with val_fraction, sum < 1).
+        val_fraction: fraction of nodes in the validation split (> 0); the rest is test.
+        batch_size: nodes per step (the loss is taken on them; propagation uses the whole graph).
+        seed: seeds the graph, the sparsifier and the node split.
     """
 
     def __init__(

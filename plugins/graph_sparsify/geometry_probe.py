@@ -22,7 +22,12 @@ class GeometryProbe(Callback):
     """Logs ``<stage>/geometry/<name>/<probe>`` for each pair returned by ``pl_module.geometry_pairs()`` (see
     :class:`PairedRepresentations`), with probes from :func:`framework_plugins.graph_sparsify.geometry.geometry_report`
     (kNN overlap at ``k``). Runs at the validation of epochs every_n_epochs - 1, 2 every_n_epochs - 1, ... and at
-    every test; skips the sanity check."""
+    every test; skips the sanity check.
+
+    Args:
+        k: neighbours per node of the kNN-overlap probe (``knn_jaccard``).
+        every_n_epochs: probe at the validation of every n-th epoch (>= 1; the test is always probed).
+    """
 
     def __init__(self, k: int = 10, every_n_epochs: int = 1) -> None:
         self.k, self.every_n_epochs = k, every_n_epochs

@@ -48,10 +48,27 @@ class TwinSparsifiedGNN(FrameworkModule):
     the end of fit.
 
     Args:
+        kind: the filter family: ``cheb`` (ChebConv with a fixed lambda_max), ``sgc`` (SGConv A_hat^K X W),
+            ``tag`` (TAGConv), ``gpr`` (GPR-GNN: an MLP, then a learnable K-hop PageRank propagation) or ``bern``
+            (BernNet: an MLP, then a learnable order-K Bernstein polynomial filter).
+        in_channels: node feature dimension (must equal the data's).
+        hidden: width of the hidden layers.
+        num_classes: number of node classes (more than the data's largest label).
+        num_layers: stacked filter layers (cheb, sgc, tag) or MLP layers (gpr, bern), >= 1.
+        K: polynomial order per filter (>= 1): Chebyshev terms T_0..T_{K-1} (cheb), hops (sgc, tag), propagation
+            steps (gpr, bern).
+        alpha: gpr only: teleport probability of the personalized-PageRank initialisation gamma_k = alpha (1 -
+            alpha)^k, in [0, 1].
+        dropout: dropout probability on every layer's input, in [0, 1).
+        lambda_max: cheb only: fixed bound on the largest eigenvalue of L_sym used to rescale it (2, the bound for
+            every graph, filters G and H by the same polynomial).
         filter_coeffs: c_k of the fixed (untrained) Chebyshev filter p = sum_k c_k T_k(2 L_sym / lambda_max - I)
             whose gap ||p(L~_H) - p(L~_G)||_2 is logged as ``test/filter_gap`` (a property of G and H alone;
             :func:`framework_plugins.graph_sparsify.filters.filter_gap`).
-        others: see :class:`framework_plugins.graph_sparsify.gnn.PolyGNN`.
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (both
+            twins; YAML: ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
     """
 
     def __init__(

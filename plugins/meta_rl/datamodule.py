@@ -50,8 +50,10 @@ class MetaRLTasks(pl.LightningDataModule):
     Args:
         meta_batch_size: tasks per meta-iteration (split across DDP ranks).
         steps_per_epoch: meta-iterations per epoch (an epoch is a checkpoint/validation period).
-        n_val_tasks, n_test_tasks: held-out tasks; ``eval_batch_size`` of them per evaluation step.
-        seed: seeds every stream.
+        n_val_tasks: fixed held-out tasks of every validation (>= 1).
+        n_test_tasks: fixed held-out tasks of the test and of predict (>= 1).
+        eval_batch_size: held-out tasks per validation / test / predict step (>= 1).
+        seed: seeds every stream (train, val and test task seeds are independent).
     """
 
     def __init__(

@@ -11,7 +11,7 @@ from framework.figures import figure
 from framework.module import FrameworkModule
 from framework_plugins.meta_rl.advantages import Baseline
 from framework_plugins.meta_rl.datamodule import TaskSeedStream
-from framework_plugins.meta_rl.envs import make_env
+from framework_plugins.meta_rl.envs import EnvName, make_env
 from framework_plugins.meta_rl.meta import Estimator, MetaPolicyGradient, ScoreBaseline
 from framework_plugins.meta_rl.policy import MLPPolicy
 
@@ -39,18 +39,38 @@ class MetaRL(FrameworkModule):
     ``adaptation_curve``. Returns are undiscounted episode sums.
 
     Args:
-        env: task family (``bandit``, ``tabular_mdp``, ``point``, ``cheetah_vel``, ``cheetah_dir``).
-        env_kwargs: its constructor arguments (``horizon``, ``n_arms``, ``n_states``, ``n_actions``, ...).
+        env: task family: ``bandit`` (Bernoulli arms), ``tabular_mdp`` (random tabular MDPs), ``point`` (2-D
+            navigation to a random goal), ``cheetah_vel`` / ``cheetah_dir`` (HalfCheetah target velocity /
+            direction; need MuJoCo).
+        env_kwargs: the env's constructor arguments: ``horizon`` (every env), ``n_arms`` (bandit), ``n_states``,
+            ``n_actions``, ``reward_std`` (tabular_mdp); null = its defaults.
         estimator: ``sgmrl`` (unbiased), ``maml``, ``fomaml`` or ``sgmrl_hessian_batch``.
-        hidden, init_log_std: policy MLP sizes and the Gaussian's initial log std.
-        inner_lr, inner_steps: alpha and K of training; ``test_inner_steps``: K at test time.
+        hidden: hidden layer widths of the tanh MLP policy.
+        init_log_std: initial log standard deviation of the Gaussian policy (continuous envs: point, cheetah_*;
+            unused by the discrete bandit and tabular_mdp).
+        inner_lr: alpha, the step size of each inner (adaptation) policy-gradient ascent step.
+        inner_steps: K, inner adaptation steps per task during meta-training (>= 1).
+        test_inner_steps: inner adaptation steps at test and predict time (>= 1; validation takes 1).
         trajectories_per_task: N, the size of every batch D.
-        gamma, gae_lambda, baseline, normalize_advantages, score_baseline: see :class:`MetaPolicyGradient`.
+        gamma: discount factor of the advantages and of the training objective, in [0, 1] (logged returns are
+            undiscounted).
+        gae_lambda: lambda of generalised advantage estimation, in [0, 1]; used only with ``baseline: linear``.
+        baseline: advantages: ``none`` (discounted reward-to-go) or ``linear`` (leave-one-out linear feature
+            baseline + GAE).
+        normalize_advantages: standardise the advantages per task (ProMP / MAML practice; makes the inner gradient
+            a biased estimate of grad J).
+        score_baseline: b in ``sgmrl``'s score-function term: ``leave_one_task_out`` (mean return of the other
+            tasks), ``pre_update`` (return of an extra pre-update batch of the same task) or ``none``; only
+            ``estimator: sgmrl`` uses it.
+        optimizer: the outer optimizer, callable params -> torch.optim.Optimizer, given this module's named
+            parameter groups (YAML: ``class_path`` with ``init_args``); default Adam(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every outer step (YAML: ``class_path`` with
+            ``init_args``); null = constant learning rate.
     """
 
     def __init__(
         self,
-        env: str = "point",
+        env: EnvName = "point",
         env_kwargs: dict[str, Any] | None = None,
         estimator: Estimator = "sgmrl",
         hidden: tuple[int, ...] = (100, 100),

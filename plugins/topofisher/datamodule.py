@@ -35,7 +35,9 @@ class TopoFisherData(TensorSplitsDataModule):
 
     Args:
         simulator: a :class:`~framework_plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, LognormalLensing).
-        n_train, n_val, n_test: seeds per split.
+        n_train: training seeds (seed-matched simulation sets), in [1, 3e6).
+        n_val: validation seeds, in [1, 3e6).
+        n_test: test seeds, in [1, 3e6).
         batch_size: seeds per training step (the Fisher matrix of a step is estimated from them).
         seed: base seed.
         test_simulators: name -> simulator of an extra test set (same parameters and dtheta as ``simulator``).

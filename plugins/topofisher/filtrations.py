@@ -4,14 +4,30 @@ sublevel sets are filtered (images (m, C, H, W) -> (m, C, H, W); point clouds (m
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
 
 
-class GaussianSmoothing(nn.Module):
+class Filtration(nn.Module, ABC):
+    """Base of the filtrations a :class:`~framework_plugins.topofisher.summaries.TopologicalSummary` takes as
+    ``filtration``: simulations -> the function whose sublevel sets are filtered (images (m, C, H, W), or a grid
+    image of a point cloud). A subclass implements ``forward``."""
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The filtration function of the simulations x."""
+
+
+class GaussianSmoothing(Filtration):
     """Periodic Gaussian smoothing with a learnable scale: f = ifft2(fft2(x) exp(-k^2 s^2 / 2)), s = exp(log_scale)
-    pixels, k = 2 pi fftfreq (exact convolution with the periodised Gaussian, differentiable in s)."""
+    pixels, k = 2 pi fftfreq (exact convolution with the periodised Gaussian, differentiable in s).
+
+    Args:
+        scale: initial smoothing length s in pixels (> 0).
+        learnable: train s (false: a fixed smoothing, whose diagrams ``cache_diagrams`` can store).
+    """
 
     def __init__(self, scale: float = 1.0, learnable: bool = True) -> None:
         super().__init__()
@@ -28,9 +44,15 @@ class GaussianSmoothing(nn.Module):
         return torch.fft.irfft2(torch.fft.rfft2(images) * kernel, s=(h, w))
 
 
-class CNNFiltration(nn.Module):
+class CNNFiltration(Filtration):
     """A small residual CNN with circular padding: f = x + g(x), g = conv-SiLU-...-conv (``channels`` hidden, 3x3),
-    last layer zero-initialised so training starts from the raw field. Keeps (m, C, H, W)."""
+    last layer zero-initialised so training starts from the raw field. Keeps (m, C, H, W).
+
+    Args:
+        in_channels: image channels (kept by the output).
+        channels: hidden channels of the 3x3 convolutions.
+        depth: number of hidden conv-SiLU layers before the zero-initialised output convolution.
+    """
 
     def __init__(self, in_channels: int = 1, channels: int = 8, depth: int = 2) -> None:
         super().__init__()
@@ -48,10 +70,16 @@ class CNNFiltration(nn.Module):
         return images + self.net(images)
 
 
-class DistanceToMeasure(nn.Module):
+class DistanceToMeasure(Filtration):
     """Distance to the empirical measure (Chazal et al. 2011) on a resolution x resolution grid over
     [-extent, extent]^2: d(g) = sqrt(mean of the k smallest |g - x_i|^2); its sublevel sets are robust to outliers.
-    Differentiable in the points. (m, n, 2) -> (m, 1, R, R)."""
+    Differentiable in the points. (m, n, 2) -> (m, 1, R, R).
+
+    Args:
+        resolution: R, grid points per axis.
+        extent: the grid covers [-extent, extent]^2 (the points' units).
+        k: number of nearest points averaged (>= 1).
+    """
 
     def __init__(self, resolution: int = 32, extent: float = 11.0, k: int = 10) -> None:
         super().__init__()

@@ -23,6 +23,7 @@ from framework_plugins.topofisher.fisher import (
 from framework_plugins.topofisher.fisher import log_det as fisher_log_det
 from framework_plugins.topofisher.plots import diagram_figure, filtration_figure, fisher_figure
 from framework_plugins.topofisher.simulators import Simulator
+from framework_plugins.topofisher.summaries import SummaryNetwork
 
 CHUNK_ITEMS = 64  # training items per forward pass when fitting the standardisation or MOPED
 NEARLY_CONSTANT = 1e-3  # MOPED drops features whose training std is below this fraction of the largest one
@@ -74,18 +75,24 @@ class TopoFisher(FrameworkModule):
     ``predict`` returns the compressed summaries (batch, 1 + 2p, p).
 
     Args:
-        summary: a module with ``out_features`` (TopologicalSummary, IMNNNetwork, PowerSpectrum, ...).
-        n_params: p, the number of parameters (compressed summaries per simulation).
+        summary: the summary network, simulations (m, *shape) -> summaries (m, out_features): a SummaryNetwork
+            (TopologicalSummary, IMNNNetwork, PowerSpectrum, PeakCounts or a subclass of your own).
+        n_params: p, the number of parameters (compressed summaries per simulation; must equal the simulator's).
         compressor: ``mlp`` or ``moped``.
         hidden: hidden sizes of the MLP compressor.
         regularizer_weight: w, the weight of the IMNN regularizer (0 = off; it only fixes the summaries' scale).
-        standardize_sims, moped_sims: training seeds used to fit the standardisation / MOPED.
+        standardize_sims: training seeds whose fiducial summaries fit the standardisation (mean / std).
+        moped_sims: training seeds used to refit the MOPED compression before each evaluation (``moped`` only).
         cache_diagrams: memoize the persistence diagrams of the simulations (frozen filtrations only).
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
     """
 
     def __init__(
         self,
-        summary: nn.Module,
+        summary: SummaryNetwork,
         n_params: int = 2,
         compressor: Literal["mlp", "moped"] = "mlp",
         hidden: Sequence[int] = (64, 64),

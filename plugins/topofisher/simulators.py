@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 
@@ -71,7 +72,14 @@ class Simulator:
 
 
 class GRF(Simulator):
-    """2-D Gaussian random field, P(k) = A (k / k_p)^(-B), theta = (A, B), on an n x n periodic grid (grf.py)."""
+    """2-D Gaussian random field, P(k) = A (k / k_p)^(-B), theta = (A, B), on an n x n periodic grid (grf.py).
+
+    Args:
+        n: grid side in pixels (>= 4); simulations are (n, n).
+        theta_fid: fiducial (A, B): amplitude and slope of the power spectrum.
+        dtheta: central-difference step of each parameter (> 0): simulations at theta_fid +- dtheta / 2.
+        k_pivot: k_p, the wavenumber (k = 2 pi fftfreq, box length n pixels) at which P = A.
+    """
 
     def __init__(
         self,
@@ -110,7 +118,16 @@ class GRF(Simulator):
 
 
 class NoisySpiral(Simulator):
-    """n_points 2-D points on a noisy spiral plus uniform outliers, theta = (mu, w) (spiral.py). Output (n, 2)."""
+    """n_points 2-D points on a noisy spiral plus uniform outliers, theta = (mu, w) (spiral.py). Output (n, 2).
+
+    Args:
+        n_points: points per simulation.
+        theta_fid: fiducial (mu, w): radius per radian of the spiral r = mu phi + w eps, and its noise width.
+        dtheta: central-difference step of each parameter (> 0): simulations at theta_fid +- dtheta / 2.
+        outlier_fraction: probability that a point is a uniform outlier on the square, in [0, 1).
+        phi_max: largest angle of the spiral in radians (phi ~ U(0, phi_max)).
+        half_width: outliers are uniform on [-half_width, half_width]^2.
+    """
 
     def __init__(
         self,
@@ -144,6 +161,20 @@ class LognormalLensing(Simulator):
     sigma_e / sqrt(n_gal / bins * A_pix) times ``noise_scale``
     (0 = noiseless). Bins are independent, so the Fisher information of concatenated per-bin summaries is the sum of
     the per-bin ones (the paper's per-bin sum).
+
+    Args:
+        n: map side in pixels; simulations are (bins, n, n).
+        side_deg: map side in degrees.
+        theta_fid: fiducial (Omega_m, sigma_8).
+        dtheta: central-difference step of each parameter (> 0): simulations at theta_fid +- dtheta / 2.
+        kind: ``lognormal`` (shifted lognormal field) or ``gaussian`` (Gaussian field with the same C_l).
+        shifts: lambda0 of each tomographic bin (> 0), one entry per bin.
+        c0: the toy C_l at l -> 0 for (Omega_m, sigma_8) = (0.3, 0.8).
+        ell0: turnover multipole l0 of the toy C_l at Omega_m = 0.3.
+        bin_scales: C_l scale of each bin; null = (b + 1) / bins.
+        n_gal: galaxy density in galaxies per arcmin^2, shared equally by the bins.
+        sigma_e: intrinsic ellipticity dispersion of the shape noise.
+        noise_scale: multiplies the shape noise (0 = noiseless maps).
     """
 
     def __init__(
@@ -152,7 +183,7 @@ class LognormalLensing(Simulator):
         side_deg: float = 5.0,
         theta_fid: Sequence[float] = (0.3, 0.8),
         dtheta: Sequence[float] = (0.02, 0.02),
-        kind: str = "lognormal",
+        kind: Literal["lognormal", "gaussian"] = "lognormal",
         shifts: Sequence[float] = (0.030,),
         c0: float = 1.7e-9,
         ell0: float = 500.0,

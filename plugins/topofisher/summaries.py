@@ -4,27 +4,44 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import nn
 
-from framework_plugins.topofisher.filtrations import as_images
+from framework_plugins.topofisher.filtrations import Filtration, as_images
 from framework_plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
+from framework_plugins.topofisher.vectorizations import Vectorization
 
 Complex = Literal["cubical", "periodic_cubical", "alpha", "rips"]
 
 
-class TopologicalSummary(nn.Module):
+class SummaryNetwork(nn.Module, ABC):
+    """Base of the summary networks :class:`~framework_plugins.topofisher.module.TopoFisher` takes as ``summary``:
+    simulations (m, *shape) -> summaries (m, out_features). A subclass sets ``out_features`` in ``__init__`` and
+    implements ``forward``; the CLI accepts any subclass as ``model.init_args.summary`` (and lists the imported
+    ones in ``framework fit --model.help TopoFisher``)."""
+
+    out_features: int
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Summaries (m, out_features) of the simulations x (m, *shape)."""
+
+
+class TopologicalSummary(SummaryNetwork):
     """filtration -> persistence (with gradients) -> one vectorization per (homology dimension), concatenated.
 
     Args:
-        vectorization: a module of ``vectorizations`` (copied once per homology dimension: no shared weights).
+        vectorization: a Vectorization (PersistenceImage, Landscape, Silhouette, BettiCurve, PersLay), copied once
+            per homology dimension (no shared weights).
         complex: ``cubical`` / ``periodic_cubical`` on images (m, [C,] H, W) or on the image a point-cloud
             filtration (e.g. DistanceToMeasure) returns; ``alpha`` (2-D, squared radii) / ``rips`` on points (m, n, k).
         dims: homology dimensions.
-        filtration: optional module applied first (GaussianSmoothing, CNNFiltration, DistanceToMeasure).
+        filtration: a Filtration applied first (GaussianSmoothing, CNNFiltration, DistanceToMeasure); null = the
+            simulation itself.
         channels: image channels (e.g. tomographic bins); each channel gets its own diagrams, vectorized by the
             same module.
         max_edge: Rips edge cut-off.
@@ -36,10 +53,10 @@ class TopologicalSummary(nn.Module):
 
     def __init__(
         self,
-        vectorization: nn.Module,
+        vectorization: Vectorization,
         complex: Complex = "periodic_cubical",
         dims: Sequence[int] = (0, 1),
-        filtration: nn.Module | None = None,
+        filtration: Filtration | None = None,
         channels: int = 1,
         max_edge: float = math.inf,
         input_scale: float = 1.0,
@@ -98,10 +115,18 @@ class TopologicalSummary(nn.Module):
         return self.vectorize([Diagram.from_padded(t.flatten(0, 2)) for t in tensors], b * k).reshape(b, k, -1)
 
 
-class IMNNNetwork(nn.Module):
+class IMNNNetwork(SummaryNetwork):
     """IMNN baseline compressor (Charnock et al. 2018; TopoFisher's ``filtrations/imnn.py`` shape): strided 3x3
     circular convolutions (widths ``channels``, stride 2 each), global average pooling, a dense ``hidden`` layer,
-    ``out_features`` outputs; the input is multiplied by ``input_scale`` first. (m, [C,] H, W) -> (m, out_features)."""
+    ``out_features`` outputs; the input is multiplied by ``input_scale`` first. (m, [C,] H, W) -> (m, out_features).
+
+    Args:
+        in_channels: image channels of the simulations.
+        channels: output channels of each strided 3x3 convolution (one entry per layer).
+        hidden: width of the dense layer after global average pooling.
+        out_features: number of summaries per simulation.
+        input_scale: multiplies the simulation first (e.g. ~1 / sigma of the field).
+    """
 
     def __init__(
         self,
@@ -132,9 +157,15 @@ class IMNNNetwork(nn.Module):
         return self.net(as_images(x, self.in_channels) * self.input_scale)
 
 
-class PowerSpectrum(nn.Module):
+class PowerSpectrum(SummaryNetwork):
     """Binned power spectrum ln( mean_{k in bin} |fft2(x)_k|^2 / N^2 ), ``bins`` log-spaced bins of |k| (k = 2 pi
-    fftfreq) between the fundamental and the corner mode, per channel. (m, [C,] H, W) -> (m, C * bins)."""
+    fftfreq) between the fundamental and the corner mode, per channel. (m, [C,] H, W) -> (m, C * bins).
+
+    Args:
+        n: image side in pixels (square images).
+        bins: number of log-spaced |k| bins (each must hold a mode of the n x n grid).
+        channels: image channels; each gets its own spectrum.
+    """
 
     def __init__(self, n: int, bins: int = 8, channels: int = 1) -> None:
         super().__init__()
@@ -156,9 +187,15 @@ class PowerSpectrum(nn.Module):
         return torch.log(power.flatten(2) @ self.weights.to(power)).flatten(1)
 
 
-class PeakCounts(nn.Module):
+class PeakCounts(SummaryNetwork):
     """Peak counts: strict 8-neighbour local maxima (periodic), a ``bins`` histogram of their heights over
-    value_range, log1p. Not differentiable (a fixed baseline). (m, [C,] H, W) -> (m, C * bins)."""
+    value_range, log1p. Not differentiable (a fixed baseline). (m, [C,] H, W) -> (m, C * bins).
+
+    Args:
+        bins: number of equal-width bins of peak heights.
+        value_range: [low, high] of the histogrammed peak heights (peaks outside are not counted).
+        channels: image channels; each gets its own histogram.
+    """
 
     def __init__(self, bins: int = 10, value_range: Sequence[float] = (-0.05, 0.2), channels: int = 1) -> None:
         super().__init__()

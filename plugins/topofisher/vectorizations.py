@@ -6,12 +6,25 @@ Each module maps one :class:`~framework_plugins.topofisher.persistence.Diagram` 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from framework_plugins.topofisher.persistence import Diagram
+
+
+class Vectorization(nn.Module, ABC):
+    """Base of the diagram vectorizations a :class:`~framework_plugins.topofisher.summaries.TopologicalSummary`
+    takes as ``vectorization``: one Diagram (m diagrams) -> features (m, out_features). A subclass sets
+    ``out_features`` in ``__init__`` and implements ``forward``."""
+
+    out_features: int
+
+    @abstractmethod
+    def forward(self, diagram: Diagram) -> torch.Tensor:
+        """Features (m, out_features) of the m diagrams in ``diagram``; padding points contribute nothing."""
 
 
 def _grid(sample_range: Sequence[float], resolution: int) -> torch.Tensor:
@@ -27,10 +40,18 @@ def tents(diagram: Diagram, grid: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.minimum(t - b, d - t), min=0) * diagram.mask[..., None]
 
 
-class PersistenceImage(nn.Module):
+class PersistenceImage(Vectorization):
     """Persistence image (Adams et al. 2017): I(x, y) = sum_i w_i N((x, y); (b_i, d_i - b_i), s^2 I) on the pixel
     centres of a ``resolution`` grid over birth_range x persistence_range, w_i = (d_i - b_i)^weight_power (0: all 1).
-    Same values and layout (persistence-major) as ``gudhi.representations.PersistenceImage``."""
+    Same values and layout (persistence-major) as ``gudhi.representations.PersistenceImage``.
+
+    Args:
+        bandwidth: s, the standard deviation of each point's Gaussian (> 0, in filtration units).
+        resolution: pixels along birth and along persistence, [n_birth, n_persistence].
+        birth_range: [low, high] of the birth axis.
+        persistence_range: [low, high] of the persistence (death - birth) axis.
+        weight_power: w_i = persistence^weight_power (0: every point weighs 1).
+    """
 
     def __init__(
         self,
@@ -59,9 +80,15 @@ class PersistenceImage(nn.Module):
         return image.flatten(1)
 
 
-class Landscape(nn.Module):
+class Landscape(Vectorization):
     """Persistence landscapes (Bubenik 2015): lambda_k(t) = k-th largest tent value at t, k = 1..num_landscapes,
-    on ``resolution`` points of sample_range. (gudhi's ``Landscape`` returns sqrt(2) times this.)"""
+    on ``resolution`` points of sample_range. (gudhi's ``Landscape`` returns sqrt(2) times this.)
+
+    Args:
+        num_landscapes: number of landscapes k = 1..num_landscapes.
+        resolution: sample points per landscape.
+        sample_range: [low, high] of the filtration values sampled.
+    """
 
     def __init__(self, num_landscapes: int = 3, resolution: int = 32, sample_range: Sequence[float] = (-3, 3)) -> None:
         super().__init__()
@@ -77,9 +104,15 @@ class Landscape(nn.Module):
         return top.flatten(1)
 
 
-class Silhouette(nn.Module):
+class Silhouette(Vectorization):
     """Power-weighted silhouette (Chazal et al. 2014): phi(t) = sum_i w_i Lambda_i(t) / sum_i w_i,
-    w_i = (d_i - b_i)^power, on ``resolution`` points of sample_range."""
+    w_i = (d_i - b_i)^power, on ``resolution`` points of sample_range.
+
+    Args:
+        power: exponent of the persistence weights (0: unweighted mean of the tents).
+        resolution: sample points.
+        sample_range: [low, high] of the filtration values sampled.
+    """
 
     def __init__(self, power: float = 1.0, resolution: int = 32, sample_range: Sequence[float] = (-3, 3)) -> None:
         super().__init__()
@@ -94,10 +127,16 @@ class Silhouette(nn.Module):
         return total / weight.sum(1, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
 
 
-class BettiCurve(nn.Module):
+class BettiCurve(Vectorization):
     """Betti curve beta(t) = #{i : b_i <= t < d_i} on ``resolution`` points of sample_range; with
     ``temperature`` tau > 0 the smooth surrogate sum_i sigmoid((t - b_i) / tau) sigmoid((d_i - t) / tau), which has
-    gradients (the exact curve is piecewise constant in the diagram)."""
+    gradients (the exact curve is piecewise constant in the diagram).
+
+    Args:
+        resolution: sample points.
+        sample_range: [low, high] of the filtration values sampled.
+        temperature: tau of the smooth surrogate (>= 0; 0 = the exact, non-differentiable curve).
+    """
 
     def __init__(self, resolution: int = 32, sample_range: Sequence[float] = (-3, 3), temperature: float = 0.05):
         super().__init__()
@@ -117,9 +156,14 @@ class BettiCurve(nn.Module):
         return (alive * diagram.mask[..., None]).sum(1)
 
 
-class PersLay(nn.Module):
+class PersLay(Vectorization):
     """PersLay as in TopoFisher (Carriere et al. 2020): sum_i pi_i sigmoid(u b_i + v d_i + c) phi(b_i, d_i, pi_i,
-    ln pi_i), pi = d - b, phi a spectrally normalised MLP with ``out_features`` outputs."""
+    ln pi_i), pi = d - b, phi a spectrally normalised MLP with ``out_features`` outputs.
+
+    Args:
+        out_features: features per diagram (outputs of phi).
+        hidden: width of phi's two hidden layers.
+    """
 
     def __init__(self, out_features: int = 16, hidden: int = 32) -> None:
         super().__init__()

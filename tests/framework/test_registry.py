@@ -3,6 +3,7 @@ is listed with its install command, and a wheel installed outside the source tre
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -10,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from framework.cli import main
-from framework.registry import REAL_DATA_DIR, PluginLookupError, demo_config, install_hint, load_plugins
+from framework.registry import REAL_DATA_DIR, PluginLookupError, config_dir, demo_config, install_hint, load_plugins
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = (
@@ -236,3 +238,199 @@ def test_the_core_runs_without_any_plugin_extra(tmp_path):
         assert f"pip install 'framework[{plugin}]'" in listed.stdout, listed.stdout
     assert "FlowMatching" in listed.stdout
     _assert_demo_runs(env, tmp_path)
+
+
+# -- discoverable arguments: every init argument described, `framework plugins NAME`, short help ------------------
+def _documented_classes() -> list[tuple[str, type]]:
+    """(id, class) of every model and datamodule class of every registered plugin, plus the framework's toy classes
+    (tests and benchmarks name them in configs)."""
+    from framework.testing.toy import ToyRegression, ToyRegressionData
+
+    found = []
+    for info in load_plugins():
+        if info.missing is None:
+            module = importlib.import_module(info.module)
+            found += [(f"{info.name}.{name}", getattr(module, name)) for name in info.models + info.datamodules]
+    return found + [(f"toy.{cls.__name__}", cls) for cls in (ToyRegression, ToyRegressionData)]
+
+
+def _example_plugin_classes(monkeypatch) -> list[type]:
+    """The classes of examples/third_party_plugin (not installed in this environment: imported from its folder)."""
+    monkeypatch.syspath_prepend(str(REPO / "examples" / "third_party_plugin"))
+    monkeypatch.delitem(sys.modules, "framework_demo_plugin", raising=False)
+    module = importlib.import_module("framework_demo_plugin")
+    return [getattr(module, name) for name in module.__all__]
+
+
+def _undescribed(cls: type) -> list[str]:
+    """Init arguments of ``cls`` without a description, as the CLI's help resolves them (jsonargparse reads the
+    ``Args:`` sections of the class and ``__init__`` docstrings), plus ``Args:`` entries that name no argument
+    (a combined ``a, b: ...`` line documents neither a nor b)."""
+    import docstring_parser
+    from jsonargparse._parameter_resolvers import get_signature_parameters
+
+    params = get_signature_parameters(cls, "__init__")
+    missing = [p.name for p in params if not (p.doc or "").strip()]
+    documented = [
+        p.arg_name
+        for doc in (cls.__doc__, cls.__init__.__doc__)
+        if doc
+        for p in docstring_parser.parse(doc, docstring_parser.DocstringStyle.GOOGLE).params
+    ]
+    stray = [f"documented but no argument: {name!r}" for name in documented if name not in {p.name for p in params}]
+    return missing + stray
+
+
+@pytest.mark.parametrize(("cls"), [cls for _, cls in _documented_classes()], ids=[i for i, _ in _documented_classes()])
+def test_every_init_argument_of_every_plugin_class_has_a_description(cls):
+    assert _undescribed(cls) == [], f"{cls.__qualname__}: describe these in the Args: section of its docstring"
+
+
+def _nested_plugin_classes() -> list[type]:
+    """Plugin classes a config names inside a model or datamodule (``class_path: framework_plugins...`` in a shipped
+    config or experiment file), and every component class of TopoFisher's pipeline (summary networks,
+    vectorizations, filtrations, simulators), named in a config or not."""
+    import inspect
+
+    from framework_plugins.topofisher.filtrations import Filtration
+    from framework_plugins.topofisher.simulators import Simulator
+    from framework_plugins.topofisher.summaries import SummaryNetwork
+    from framework_plugins.topofisher.vectorizations import Vectorization
+
+    def class_paths(node: object) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["class_path"]] if isinstance(node.get("class_path"), str) else []
+            return own + [path for value in node.values() for path in class_paths(value)]
+        return [path for value in node for path in class_paths(value)] if isinstance(node, list) else []
+
+    found: dict[str, type] = {}
+    for info in load_plugins():
+        for path in info.configs + info.experiments:
+            for class_path in class_paths(yaml.safe_load(path.read_text())):
+                if class_path.startswith("framework_plugins."):
+                    module, _, name = class_path.rpartition(".")
+                    cls = getattr(importlib.import_module(module), name)
+                    found[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    def subclasses(base: type) -> list[type]:
+        return [c for sub in base.__subclasses__() for c in [sub, *subclasses(sub)]]
+
+    for base in (SummaryNetwork, Vectorization, Filtration, Simulator):
+        for cls in subclasses(base):
+            if cls.__module__.startswith("framework_plugins.") and not inspect.isabstract(cls):
+                found[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return [found[key] for key in sorted(found)]
+
+
+def test_every_plugin_class_a_config_nests_describes_every_init_argument():
+    classes = _nested_plugin_classes()
+    names = {cls.__name__ for cls in classes}
+    assert {"TopologicalSummary", "PersLay", "GaussianSmoothing", "GRF", "GeometryProbe", "CNNFiltration"} <= names
+    undescribed = {cls.__qualname__: missing for cls in classes if (missing := _undescribed(cls))}
+    assert undescribed == {}
+
+
+def test_the_example_plugin_classes_describe_every_init_argument(monkeypatch):
+    classes = _example_plugin_classes(monkeypatch)
+    assert [c.__name__ for c in classes] == ["DemoRegression", "DemoRegressionData"]
+    for cls in classes:
+        assert _undescribed(cls) == [], cls.__qualname__
+
+
+def test_a_class_with_an_undescribed_or_combined_argument_is_caught():
+    class Combined:
+        """A class.
+
+        Args:
+            a, b: both at once (docstring parsers read one argument named "a, b").
+        """
+
+        def __init__(self, a: int = 1, b: int = 2, c: int = 3) -> None: ...
+
+    assert _undescribed(Combined) == ["a", "b", "c", "documented but no argument: 'a, b'"]
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_plugins_name_lists_each_class_with_its_arguments_defaults_and_help_and_the_configs(capsys):
+    from framework.registry import init_arguments
+    from framework_plugins.moe_transformer import MoELanguageModel
+
+    main(["plugins", "moe_transformer"])
+    captured = capsys.readouterr()
+    out, lines = captured.out, captured.out.splitlines()
+    assert captured.err == ""
+    assert lines[0] == "moe_transformer  (framework_plugins.moe_transformer)"
+    assert "  model MoELanguageModel  (framework_plugins.moe_transformer.module.MoELanguageModel)" in lines
+    assert "  data StdlibBytes  (framework_plugins.moe_transformer.datamodule.StdlibBytes)" in lines
+    # each argument: "name: type = default", then its description
+    help_of = {arg.name: arg.help for arg in init_arguments(MoELanguageModel)}
+    assert help_of["d_model"].startswith("width of the byte embeddings")
+    start = lines.index("    d_model: int = 64")
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.startswith(" " * 8):
+            break
+        block.append(line)
+    assert _normalised(" ".join(block)) == help_of["d_model"]
+    assert "    top_k: int | None = null" in lines and "    max_train_bytes: int = 200000" in lines
+    assert "    more: framework fit --model.help MoELanguageModel" in lines
+    assert "    more: framework fit --data.help StdlibBytes" in lines
+    # configs and experiment files, each with what it is for
+    folder = config_dir("moe_transformer")
+    comment = (folder / "quick.yaml").read_text().splitlines()[0].lstrip("# ")
+    assert comment and f"configs/moe_transformer/quick.yaml {_normalised(comment)[:30]}" in _normalised(out)
+    title = yaml.safe_load((folder / "experiments" / "optimizers.yaml").read_text())["title"]
+    assert f"configs/moe_transformer/experiments/optimizers.yaml {_normalised(title)}" in _normalised(out)
+    assert "framework demo moe_transformer" in out
+    # without a name: the brief listing of every plugin, as before
+    main(["plugins"])
+    listing = capsys.readouterr().out
+    assert "moe_transformer  (framework_plugins.moe_transformer)" in listing
+    assert "  models:      MoELanguageModel" in listing and "d_model" not in listing
+
+
+def test_plugins_with_an_unknown_name_exits_1_with_one_line_naming_the_plugins(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plugins", "nope"])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("framework: error: no plugin named 'nope'")
+    assert all(name in err[0] for name in BUILTIN)
+
+
+def test_model_help_of_topofisher_is_short_and_lists_only_summary_networks(capsys, monkeypatch):
+    """``summary`` is typed with the plugin's own SummaryNetwork base, so the help lists its subclasses instead of
+    every torch.nn class (it was ~840 lines)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model.help", "TopoFisher"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) < 150, len(out.splitlines())
+    assert "torch.nn.Linear" not in out
+    for summary in ("TopologicalSummary", "IMNNNetwork", "PowerSpectrum", "PeakCounts"):
+        assert summary in out
+    assert "training seeds used to refit the MOPED compression" in _normalised(out)  # the descriptions are shown
+
+
+@pytest.mark.parametrize(
+    ("alias", "runtime"),
+    [
+        ("framework_plugins.meta_rl.envs:EnvName", "framework_plugins.meta_rl.envs:ENVS"),
+        ("framework_plugins.drifting.datamodule:Target", "framework_plugins.drifting.datamodule:TARGETS"),
+        ("framework_plugins.flow_matching.targets:Target", "framework_plugins.flow_matching.targets:TARGETS"),
+    ],
+)
+def test_the_literal_choices_of_a_config_match_the_names_the_code_accepts(alias, runtime):
+    from typing import get_args
+
+    def load(spec: str) -> object:
+        module, name = spec.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    assert get_args(load(alias)) == tuple(load(runtime))

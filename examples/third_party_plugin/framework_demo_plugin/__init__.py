@@ -18,7 +18,15 @@ __all__ = ["DemoRegression", "DemoRegressionData"]
 
 
 class DemoRegression(FrameworkModule):
-    """y_hat = W x + b, trained by mean squared error."""
+    """y_hat = W x + b, trained by mean squared error.
+
+    Args:
+        in_features: input dimension (must equal the data's ``in_features``).
+        optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
+            ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
+        lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
+            with ``init_args``); null = constant learning rate.
+    """
 
     def __init__(
         self,
@@ -50,7 +58,14 @@ class DemoRegression(FrameworkModule):
 
 
 class DemoRegressionData(pl.LightningDataModule):
-    """y = x . w + 0.1 noise, x ~ N(0, I), seeded."""
+    """y = x . w + 0.1 noise, x ~ N(0, I), seeded. Validation, test and predict reuse the training samples.
+
+    Args:
+        in_features: input dimension.
+        n: number of samples.
+        batch_size: samples per batch.
+        seed: seeds the samples (x, w and the noise) and the shuffling.
+    """
 
     def __init__(self, in_features: int = 3, n: int = 256, batch_size: int = 32, seed: int = 0) -> None:
         super().__init__()

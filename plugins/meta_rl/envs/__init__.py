@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 
@@ -13,6 +13,8 @@ from framework_plugins.meta_rl.envs.tabular_mdp import TabularMDPEnv, TensorTabu
 from framework_plugins.meta_rl.envs.vector import GymVectorTaskEnv
 
 ENVS = ("bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir")
+# the names of ENVS: make_env knows exactly these (no registry), so a config's env is checked when it is parsed
+EnvName = Literal["bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir"]
 
 
 def make_env(env: str, **kwargs: Any) -> TensorTaskEnv:
@@ -45,6 +47,7 @@ def make_gym_env(name: str, **kwargs: Any) -> gym.Env:
 __all__ = [
     "ENVS",
     "BanditEnv",
+    "EnvName",
     "GymVectorTaskEnv",
     "PointNavEnv",
     "TabularMDPEnv",
