@@ -155,6 +155,11 @@ class OnsagerMemory(nn.Module):
         ``index`` order; onsager: (K, K) = C; sgd: :func:`sgd_coefficients` of the optimizer that stepped W.
         """
         n = self.memory.shape[0]
+        if index.numel() > n:  # a DistributedSampler padded the ranks' shares with repeated samples
+            raise ValueError(
+                f"n_train={n}: decoupled descent is full-batch, and {index.numel() - n} sample(s) were repeated to "
+                "split the data evenly over the processes; make n_train divisible by the number of processes."
+            )
         if index.numel() != n or torch.unique(index).numel() != n:
             raise ValueError(
                 f"decoupled descent is full-batch: a step saw {index.numel()} indices ({torch.unique(index).numel()} "

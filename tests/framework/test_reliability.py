@@ -233,3 +233,18 @@ def test_user_errors_are_one_line_naming_key_value_and_fix(plugin, args, last_li
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("framework: error: ") and last_line in err.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_a_data_size_ddp_cannot_split_is_one_line_per_process_naming_the_key(tmp_path):
+    """Full-batch decoupled descent on 1999 samples over 2 DDP processes: the padded sampler repeats a sample, and
+    each process stops with one line naming data.init_args.n_train (no traceback; the two processes' lines may
+    interleave on the shared stderr)."""
+    cmd = [sys.executable, "-m", "framework", "fit", "--config", str(config_dir("decoupled_descent") / "quick.yaml")]
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", "--trainer.max_epochs=1"]
+    args = [*ddp, "--data.init_args.n_train=1999", "--trainer.logger=CSVLogger", f"--run_dir={tmp_path / 'r'}"]
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([*cmd, *args, *QUIET], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    named = proc.stderr.count("framework: error: data.init_args.n_train: n_train=1999: decoupled descent is full")
+    assert named >= 1 and named == proc.stderr.count("framework: error:"), proc.stderr[-2000:]
