@@ -117,8 +117,9 @@ def check_fast_dev_run(config: Path, workdir: Path) -> None:
 
 def check_test_and_predict(config: Path, workdir: Path) -> None:
     """After a short fit: ``test --ckpt_path last`` logs at least one ``test/`` metric, all finite, and the
-    predictions of the trained model in memory equal those of ``framework predict --ckpt_path last.ckpt`` (one fit
-    serves both checks)."""
+    predictions of the trained model in memory equal those of ``framework predict --ckpt_path last.ckpt`` and those
+    of ``ModelClass.load_from_checkpoint(last.ckpt)`` alone (no config: the checkpoint's hyperparameters rebuild
+    the model); one fit serves all three checks."""
     run_dir = workdir / "run"
     if launches_processes(config):
         _check_test_and_predict_in_processes(config, workdir)
@@ -134,9 +135,12 @@ def check_test_and_predict(config: Path, workdir: Path) -> None:
     assert not bad, f"non-finite test metrics: {bad}"
     run("predict", config, f"--run_dir={workdir / 'predict'}", f"--ckpt_path={ckpt}")
     reloaded = torch.load(workdir / "predict" / "predictions.pt", weights_only=True)
-    assert len(in_memory) == len(reloaded) > 0
-    for a, b in zip(in_memory, reloaded, strict=True):
+    standalone = type(cli.model).load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    from_class = cli.trainer.predict(standalone, datamodule=cli.datamodule)
+    assert len(in_memory) == len(reloaded) == len(from_class) > 0
+    for a, b, c in zip(in_memory, reloaded, from_class, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0, msg=lambda m: f"load_from_checkpoint alone: {m}")
 
 
 def _check_test_and_predict_in_processes(config: Path, workdir: Path) -> None:

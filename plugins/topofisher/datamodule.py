@@ -54,6 +54,10 @@ class TopoFisherData(TensorSplitsDataModule):
         test_simulators: dict[str, Simulator] | None = None,
     ) -> None:
         super().__init__(batch_size, seed)
+        self.save_hyperparameters()  # from a config, simulators are saved as their class_path/init_args
+        for key in ("simulator", "test_simulators"):  # objects built in Python are not (checkpoints hold no code)
+            if not _plain(self.hparams.get(key)):
+                del self.hparams[key]
         for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
             if not 0 < value < 3_000_000:
                 raise ValueError(f"data.init_args.{name}={value} must lie in [1, 3e6).")
@@ -116,3 +120,12 @@ class TopoFisherData(TensorSplitsDataModule):
     def train_dataloader(self) -> DataLoader:
         """Shuffled, seeded batches; the last partial batch is dropped (every Fisher estimate uses a full batch)."""
         return make_loader(self.dataset("train"), self.batch_size, shuffle=True, seed=self.seed, drop_last=True)
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` is config data (None, numbers, strings and lists / dicts of them), not an object."""
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)

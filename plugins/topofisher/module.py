@@ -108,7 +108,11 @@ class TopoFisher(FrameworkModule):
             raise ValueError(f"model.init_args.compressor={compressor!r} is unknown; use 'mlp' or 'moped'.")
         if not hasattr(summary, "out_features"):
             raise ValueError(f"model.init_args.summary {type(summary).__name__} has no out_features attribute.")
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "summary"])
+        # from a config the summary is saved as its class_path/init_args, so load_from_checkpoint rebuilds it; a
+        # module built in Python is not saved (pass summary= to load_from_checkpoint then)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        if isinstance(self.hparams.get("summary"), nn.Module):
+            del self.hparams["summary"]
         self.summary, self.n_params, self.compressor_kind = summary, n_params, compressor
         d = summary.out_features
         self.compressor = mlp([d, *hidden, n_params]) if compressor == "mlp" else nn.Identity()
