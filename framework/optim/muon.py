@@ -336,20 +336,34 @@ class Muon(torch.optim.Optimizer):
             return
         lr, wd = group["lr"], group["weight_decay"]
         directions = [self.views[p].blocks(self._direction(group, p)) for p in params]
+        if wd:
+            torch._foreach_mul_([p.data for p in params], 1 - lr * wd)
         targets = [self.views[p].blocks(p.data) for p in params]  # views into the parameters
+        self._add_orthogonalized(group, directions, targets, self._orthogonalize_split)
+
+    def _add_orthogonalized(
+        self,
+        group: dict[str, Any],
+        directions: list[list[torch.Tensor]],
+        targets: list[list[torch.Tensor]],
+        orthogonalize: Callable[[dict[str, Any], torch.Tensor], torch.Tensor],
+    ) -> None:
+        """targets[i][j] += -lr * scale(shape) * O(directions[i][j]) for every block: the blocks of one shape are
+        stacked (in the compute dtype) and orthogonalized in one call of ``orthogonalize``."""
         by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
         for i, blocks in enumerate(directions):
             for j, block in enumerate(blocks):
                 by_shape[tuple(block.shape)].append((i, j))
-        if wd:
-            torch._foreach_mul_([p.data for p in params], 1 - lr * wd)
-        dtype = self._stack_dtype(group, params[0])
+        if not by_shape:
+            return
+        reference = targets[0][0]
+        dtype = self._stack_dtype(group, reference)
         for shape, where in by_shape.items():
-            stack = torch.empty((len(where), *shape), dtype=dtype, device=params[0].device)
+            stack = torch.empty((len(where), *shape), dtype=dtype, device=reference.device)
             for k, (i, j) in enumerate(where):
                 stack[k].copy_(directions[i][j])
-            result = self._orthogonalize_split(group, stack)
-            alpha = -lr * _scale(shape[0], shape[1], group["lr_scale"])
+            result = orthogonalize(group, stack)
+            alpha = -group["lr"] * _scale(shape[0], shape[1], group["lr_scale"])
             for k, (i, j) in enumerate(where):
                 targets[i][j].add_(result[k], alpha=alpha)
 
@@ -390,21 +404,16 @@ class Muon(torch.optim.Optimizer):
                 full_directions[i] = full
             if wd:
                 p.to_local().mul_(1 - lr * wd)
-        updates: dict[int, torch.Tensor] = {}
-        by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
-        blocks = {i: self.views[params[i]].blocks(full) for i, full in full_directions.items()}
-        for i in full_directions:
-            updates[i] = torch.empty(params[i].shape, dtype=params[i].dtype, device=full_directions[i].device)
-            for j, block in enumerate(blocks[i]):
-                by_shape[tuple(block.shape)].append((i, j))
-        if by_shape:
-            dtype = self._stack_dtype(group, params[0])
-            for shape, where in by_shape.items():
-                stack = torch.stack([blocks[i][j] for i, j in where]).to(dtype)
-                result = self._orthogonalize(group, stack)
-                alpha = -lr * _scale(shape[0], shape[1], group["lr_scale"])
-                for k, (i, j) in enumerate(where):
-                    self.views[params[i]].blocks(updates[i])[j].copy_(result[k].mul(alpha))
+        owned = sorted(full_directions)
+        updates = {
+            i: torch.zeros(params[i].shape, dtype=params[i].dtype, device=full_directions[i].device) for i in owned
+        }
+        self._add_orthogonalized(
+            group,
+            [self.views[params[i]].blocks(full_directions[i]) for i in owned],
+            [self.views[params[i]].blocks(updates[i]) for i in owned],
+            self._orthogonalize,
+        )
         for i, p in enumerate(params):
             local = p.to_local()
             local.add_(scatter_rows(updates.get(i), local, p.shape[0], owners[i], process_group))
