@@ -18,11 +18,15 @@ i.e. (ema) D = sum_g lr_g sum_b s_b <grad K(m_b), m_b>, (heavy_ball) D = sum_g l
 K is convex, even and minimal at 0, so <grad K(m), m> >= K(m) - K(0) >= 0: E is a Lyapunov function. With one
 EMA group and time unit lr this is E = (gamma f + sum_b s_b K(m_b)) / gamma, gamma = (1 - beta) / lr.
 
-K per orthogonalizer: ``regularized`` K = K_eps (smoothed nuclear norm, eps = the group's ``reg_eps``), whose
-gradient is exactly the map the optimizer applies; ``svd`` K = ||m||_* (eps = 0), whose (sub)gradient is the polar
-factor U V^T; ``newton_schulz`` K = ||m||_* as well, but Newton-Schulz only approximates U V^T (singular values in
-[0.68, 1.13]) and is not the gradient of any function of m, so dE/dt then carries the extra term
-sum_b s_b <G_b, U V^T - NS(m_b)>, of no sign.
+K per orthogonalizer: ``regularized`` K = K_eps (smoothed nuclear norm) with the eps the optimizer uses for that
+block (:func:`framework.optim.muon.regularization_eps`: ``reg_eps`` itself with ``reg_eps_units: absolute``; with
+``relative``, ``reg_eps`` x the block's RMS singular value at the current buffer), whose gradient (at that eps) is
+exactly the map the optimizer applies. With absolute eps the identity below is exact to O(h^2); with relative eps
+eps moves with m, and the map is grad K at frozen eps, not the gradient of K_{eps(m)}(m): E then changes by an
+extra sum_b s_b (dK/deps) (d eps_b/dt) per unit time, small while the buffer's RMS changes slowly; ``svd``
+K = ||m||_* (eps = 0), whose (sub)gradient is the polar factor U V^T; ``newton_schulz`` K = ||m||_* as well, but
+Newton-Schulz only approximates U V^T (Jordan's coefficients: singular values in [0.68, 1.13]) and is not the
+gradient of any function of m, so dE/dt then carries the extra term sum_b s_b <G_b, U V^T - NS(m_b)>, of no sign.
 
 Assumptions of the identity: full-batch (deterministic) gradients of the same f; constant lr and momentum (a
 schedule that lowers c_g adds dissipation, warm-up can raise E); no weight decay (it adds -wd <grad f, W>, of no
@@ -42,7 +46,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 
 from framework.figures import figure
-from framework.optim.muon import Muon, _scale
+from framework.optim.muon import Muon, lr_scale_factor, regularization_eps
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,10 @@ class MomentumEnergy:
         }
 
 
-def kinetic_eps(group: dict[str, Any]) -> float:
-    """eps of the group's K: ``reg_eps`` for the regularized map, 0 (K = nuclear norm) for svd / newton_schulz."""
-    return float(group["reg_eps"]) if group["orthogonalizer"] == "regularized" else 0.0
+def kinetic_eps(group: dict[str, Any], blocks: torch.Tensor) -> float | torch.Tensor:
+    """eps of K for a stack of the group's blocks ``(n, rows, cols)``: the eps the regularized map uses for each
+    block (one float, or one value per block for relative eps), 0 (K = nuclear norm) for svd / newton_schulz."""
+    return regularization_eps(group, blocks) if group["orthogonalizer"] == "regularized" else 0.0
 
 
 def energy_coefficient(group: dict[str, Any]) -> float:
@@ -84,8 +89,9 @@ def energy_coefficient(group: dict[str, Any]) -> float:
     return lr
 
 
-def block_terms(blocks: torch.Tensor, eps: float) -> tuple[float, float]:
-    """K and <grad K, m> summed over a stack of same-shaped blocks ``(n, rows, cols)``, in float64.
+def block_terms(blocks: torch.Tensor, eps: float | torch.Tensor) -> tuple[float, float]:
+    """K and <grad K, m> summed over a stack of same-shaped blocks ``(n, rows, cols)``, in float64; ``eps`` is one
+    value or one per block (shape ``(n,)``).
 
     With s_i the singular values (from the eigenvalues s_i^2 of the smaller Gram matrix):
     K_eps = sum_i (sqrt(s_i^2 + eps^2) - eps) and <grad K_eps(m), m> = sum_i s_i^2 / sqrt(s_i^2 + eps^2);
@@ -94,6 +100,7 @@ def block_terms(blocks: torch.Tensor, eps: float) -> tuple[float, float]:
     m = blocks.detach().double()
     gram = m.mT @ m if m.shape[-2] >= m.shape[-1] else m @ m.mT
     s2 = torch.linalg.eigvalsh(gram).clamp(min=0)
+    eps = torch.as_tensor(eps, dtype=torch.float64, device=m.device).reshape(-1, 1)
     root = (s2 + eps**2).sqrt()
     kinetic = (root - eps).sum()
     pairing = torch.where(root > 0, s2 / root.clamp(min=torch.finfo(root.dtype).tiny), 0.0).sum()
@@ -102,15 +109,16 @@ def block_terms(blocks: torch.Tensor, eps: float) -> tuple[float, float]:
 
 def group_terms(optimizer: Muon, group: dict[str, Any]) -> tuple[float, float]:
     """sum_b s_b K(m_b) and sum_b s_b <grad K(m_b), m_b> over the blocks of one Muon group."""
-    eps, kinetic, pairing = kinetic_eps(group), 0.0, 0.0
+    kinetic, pairing = 0.0, 0.0
     for p in group["params"]:
         blocks = optimizer.views[p].blocks(optimizer.state[p]["momentum_buffer"])
         by_shape: dict[tuple[int, int], list[torch.Tensor]] = {}
         for block in blocks:
             by_shape.setdefault((block.shape[0], block.shape[1]), []).append(block)
         for (rows, cols), same in by_shape.items():
-            k, d = block_terms(torch.stack(same), eps)
-            scale = _scale(rows, cols, group["lr_scale"])
+            stack = torch.stack(same)
+            k, d = block_terms(stack, kinetic_eps(group, stack))
+            scale = lr_scale_factor(rows, cols, group["lr_scale"])
             kinetic += scale * k
             pairing += scale * d
     return kinetic, pairing

@@ -7,13 +7,17 @@ Update of a routed matrix W with gradient G (per block, see below), step t:
                m_t = beta m_{t-1} + G                   (momentum_style="heavy_ball", as Moonlight)
     Nesterov   u_t = G + beta (m_t - G) for ema, G + beta m_t for heavy ball; u_t = m_t without Nesterov
     direction  O_t = NS(u_t) | U V^T (svd) | u_t (u_t^T u_t + eps^2 I)^(-1/2) (regularized)
+               NS: Polar Express steps (default) or Jordan's fixed quintic, in the Gram space when it is cheaper
     step       W <- W (1 - lr wd) - lr * scale(shape) * O_t        (decoupled weight decay on the unscaled lr)
 
 scale: ``original`` sqrt(max(1, rows/cols)) (torch.optim.Muon, Jordan), ``match_rms_adamw`` 0.2 sqrt(max(rows, cols))
 (Moonlight), ``spectral`` sqrt(rows/cols) (fan_out/fan_in; dion), ``none`` 1.
 
-The regularized map is not scale-invariant, so ``reg_eps`` refers to the momentum buffer *of the chosen convention*:
-at steady state a heavy-ball buffer is 1/(1 - beta) (= 20 at beta = 0.95) times an EMA buffer.
+The regularized map is not scale-invariant. By default (``reg_eps_units="relative"``) eps is ``reg_eps`` times the
+block's RMS singular value ||u_t||_F / sqrt(min(rows, cols)), which makes the map scale-invariant again (one value
+works across layers, steps and momentum conventions). With ``"absolute"`` eps is ``reg_eps`` in the units of the
+momentum buffer *of the chosen convention* (the paper's fixed-eps K_eps; at steady state a heavy-ball buffer is
+1/(1 - beta) = 20 times an EMA buffer at beta = 0.95).
 
 Routing: 1-D parameters and parameters whose name matches an ``adamw_patterns`` regex (embeddings, output head)
 get AdamW; every other parameter with ndim >= 2 gets Muon. Shapes: 2-D as is; 3-D ``(E, out, in)`` is a stack of
@@ -36,7 +40,16 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
-from framework.optim.orthogonalize import NS_COEFFICIENTS, newton_schulz, polar_svd, regularized_polar
+from framework.optim.orthogonalize import (
+    NS_COEFFICIENTS,
+    gram_newton_schulz,
+    gram_newton_schulz_flops,
+    newton_schulz,
+    newton_schulz_flops,
+    polar_svd,
+    regularized_polar,
+)
+from framework.optim.polar_express import polar_express_coefficients
 from framework.optim.sharding import ShardingError, gather_rows, row_sharding, scatter_rows
 
 DEFAULT_ADAMW_PATTERNS = (
@@ -49,6 +62,8 @@ DEFAULT_ADAMW_PATTERNS = (
 )
 Orthogonalizer = Literal["newton_schulz", "svd", "regularized"]
 LrScale = Literal["original", "match_rms_adamw", "spectral", "none"]
+NsCoefficients = Literal["polar_express", "jordan"] | tuple[float, float, float] | list[tuple[float, float, float]]
+NsMethod = Literal["auto", "standard", "gram"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +81,8 @@ class MatrixView:
         return list(x) if x.ndim == 3 else [x]
 
 
-def _scale(rows: int, cols: int, mode: LrScale) -> float:
+def lr_scale_factor(rows: int, cols: int, mode: LrScale) -> float:
+    """The factor s(rows, cols) multiplying Muon's lr for one (rows, cols) block (module docstring)."""
     if mode == "original":
         return math.sqrt(max(1.0, rows / cols))
     if mode == "match_rms_adamw":
@@ -74,6 +90,30 @@ def _scale(rows: int, cols: int, mode: LrScale) -> float:
     if mode == "spectral":
         return math.sqrt(rows / cols)
     return 1.0
+
+
+def _resolve_coefficients(spec: NsCoefficients, steps: int) -> list[tuple[float, float, float]]:
+    """The per-step (a, b, c) list that ``ns_coefficients`` and ``ns_steps`` describe (Muon's Args)."""
+    if spec == "polar_express":
+        return polar_express_coefficients(steps)
+    if spec == "jordan":
+        return [NS_COEFFICIENTS] * steps
+    if isinstance(spec, str):
+        raise ValueError(f"Muon ns_coefficients={spec!r}; choose polar_express, jordan, (a, b, c) or a list of them.")
+    triples = [tuple(float(v) for v in c) for c in spec] if isinstance(spec[0], Sequence) else [tuple(spec)] * steps
+    if any(len(t) != 3 for t in triples):
+        raise ValueError(f"Muon ns_coefficients={spec!r}: each entry must be an (a, b, c) triple.")
+    return triples
+
+
+def regularization_eps(group: dict[str, Any], stack: torch.Tensor) -> float | torch.Tensor:
+    """eps of the regularized map for each matrix of a (n, rows, cols) stack of directions: ``reg_eps`` itself
+    (``absolute``) or ``reg_eps`` x ||u||_F / sqrt(min(rows, cols)) per matrix (``relative``; floored at 1e-30 so a
+    zero direction maps to zero)."""
+    if group.get("reg_eps_units", "absolute") == "absolute":
+        return float(group["reg_eps"])
+    rms = stack.double().norm(dim=(-2, -1)) / math.sqrt(min(stack.shape[-2:]))
+    return (group["reg_eps"] * rms).clamp(min=1e-30)
 
 
 class Muon(torch.optim.Optimizer):
@@ -92,9 +132,19 @@ class Muon(torch.optim.Optimizer):
         weight_decay: decoupled weight decay of Muon params (multiplied by the unscaled lr).
         orthogonalizer: ``newton_schulz`` (Muon), ``svd`` (exact polar), ``regularized`` (grad of the smoothed
             nuclear norm with ``reg_eps``).
-        ns_steps, ns_coefficients, ns_eps: Newton-Schulz settings.
+        ns_steps: Newton-Schulz steps (ignored when ``ns_coefficients`` lists one triple per step).
+        ns_coefficients: ``polar_express`` (the greedy minimax quintics for singular values in [1e-3, 1] of the
+            Frobenius norm, :mod:`framework.optim.polar_express`; converge to 1), ``jordan`` (3.4445, -4.7750,
+            2.0315) every step (torch.optim.Muon; singular values end in about [0.68, 1.13]), one (a, b, c)
+            triple, or a list of triples.
+        ns_method: ``standard`` (iterate on the matrix), ``gram`` (iterate on its Gram matrix,
+            :func:`framework.optim.orthogonalize.gram_newton_schulz`) or ``auto`` (whichever needs fewer FLOPs for
+            the block's shape: Gram for aspect ratios above ~1.5).
+        ns_eps: floor of the Frobenius norm in Newton-Schulz.
         ns_dtype: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``float32``, ``bfloat16`` or ``float64``.
-        reg_eps: eps of the regularized map (in the units of the momentum buffer).
+        reg_eps: eps of the regularized map, in the units set by ``reg_eps_units``.
+        reg_eps_units: ``relative`` (eps = reg_eps x the block's RMS singular value ||u||_F / sqrt(min(rows,
+            cols)); scale-invariant) or ``absolute`` (eps = reg_eps in the momentum buffer's units).
         lr_scale: ``original``, ``match_rms_adamw``, ``spectral`` or ``none``.
         blockwise: orthogonalize each block of 3-D ``(E, out, in)`` params separately.
         split_sizes: ``{name regex: sizes}`` declared blocks along dim 0 of 2-D weights.
@@ -115,10 +165,12 @@ class Muon(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         orthogonalizer: Orthogonalizer = "newton_schulz",
         ns_steps: int = 5,
-        ns_coefficients: Sequence[float] = NS_COEFFICIENTS,
+        ns_coefficients: NsCoefficients = "polar_express",
+        ns_method: NsMethod = "auto",
         ns_eps: float = 1e-7,
         ns_dtype: Literal["auto", "float32", "bfloat16", "float64"] = "auto",
         reg_eps: float = 0.1,
+        reg_eps_units: Literal["relative", "absolute"] = "relative",
         lr_scale: LrScale = "original",
         blockwise: bool = True,
         split_sizes: dict[str, list[int]] | None = None,
@@ -142,6 +194,12 @@ class Muon(torch.optim.Optimizer):
             raise ValueError(f"Muon orthogonalizer={orthogonalizer!r}; choose newton_schulz, svd or regularized.")
         if lr_scale not in ("original", "match_rms_adamw", "spectral", "none"):
             raise ValueError(f"Muon lr_scale={lr_scale!r}; choose original, match_rms_adamw, spectral or none.")
+        if ns_method not in ("auto", "standard", "gram"):
+            raise ValueError(f"Muon ns_method={ns_method!r}; choose auto, standard or gram.")
+        if reg_eps_units not in ("relative", "absolute"):
+            raise ValueError(f"Muon reg_eps_units={reg_eps_units!r}; choose relative or absolute.")
+        if not (math.isfinite(reg_eps) and reg_eps > 0):
+            raise ValueError(f"Muon reg_eps={reg_eps} must be a finite number > 0.")
         if momentum_style not in ("ema", "heavy_ball"):
             raise ValueError(f"Muon momentum_style={momentum_style!r}; choose ema or heavy_ball.")
         self.user_patterns = adamw_patterns is not None
@@ -160,10 +218,12 @@ class Muon(torch.optim.Optimizer):
             "weight_decay": weight_decay,
             "orthogonalizer": orthogonalizer,
             "ns_steps": ns_steps,
-            "ns_coefficients": tuple(ns_coefficients),
+            "ns_coefficients": _resolve_coefficients(ns_coefficients, ns_steps),
+            "ns_method": ns_method,
             "ns_eps": ns_eps,
             "ns_dtype": ns_dtype,
             "reg_eps": reg_eps,
+            "reg_eps_units": reg_eps_units,
             "lr_scale": lr_scale,
             "betas": tuple(adamw_betas),
             "eps": adamw_eps,
@@ -322,8 +382,16 @@ class Muon(torch.optim.Optimizer):
         if kind == "svd":
             return polar_svd(stack.double()).to(stack.dtype)
         if kind == "regularized":
-            return regularized_polar(stack, group["reg_eps"])
-        return newton_schulz(stack, group["ns_steps"], group["ns_coefficients"], group["ns_eps"])
+            dtype = torch.float64 if stack.dtype == torch.float64 else torch.float32
+            return regularized_polar(stack, regularization_eps(group, stack), dtype=dtype)
+        coefficients = _resolve_coefficients(group["ns_coefficients"], group["ns_steps"])
+        rows, cols, steps = *stack.shape[-2:], len(coefficients)
+        method = group.get("ns_method", "standard")
+        if method == "gram" or (
+            method == "auto" and gram_newton_schulz_flops(rows, cols, steps) < newton_schulz_flops(rows, cols, steps)
+        ):
+            return gram_newton_schulz(stack, coefficients=coefficients, eps=group["ns_eps"])
+        return newton_schulz(stack, coefficients=coefficients, eps=group["ns_eps"])
 
     def _muon_group(self, group: dict[str, Any]) -> None:
         """Momentum per parameter; then, per matrix shape, one stack of all blocks of that shape is orthogonalized
@@ -363,7 +431,7 @@ class Muon(torch.optim.Optimizer):
             for k, (i, j) in enumerate(where):
                 stack[k].copy_(directions[i][j])
             result = orthogonalize(group, stack)
-            alpha = -group["lr"] * _scale(shape[0], shape[1], group["lr_scale"])
+            alpha = -group["lr"] * lr_scale_factor(shape[0], shape[1], group["lr_scale"])
             for k, (i, j) in enumerate(where):
                 targets[i][j].add_(result[k], alpha=alpha)
 

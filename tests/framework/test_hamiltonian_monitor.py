@@ -47,8 +47,9 @@ def one_thread():
 
 # -- independent reference ------------------------------------------------------------------------------------------
 def reference_terms(opt: Muon) -> tuple[float, float, float]:
-    """(sum_b s_b K(m_b), sum_g c_g sum_b s_b K(m_b), D) from SVDs and the optimizer's own maps: K_eps with the
-    group's reg_eps and <regularized_polar(m), m> (regularized), ||m||_* and <U V^T, m> (svd, newton_schulz)."""
+    """(sum_b s_b K(m_b), sum_g c_g sum_b s_b K(m_b), D) from SVDs: K_eps and <grad K_eps(m), m> = sum s^2 /
+    sqrt(s^2 + eps^2) with eps = reg_eps (absolute) or reg_eps ||m||_F / sqrt(min(rows, cols)) (relative) for
+    regularized groups, ||m||_* and <U V^T, m> for svd / newton_schulz."""
     kinetic = weighted = dissipation = 0.0
     for group in opt.param_groups:
         if not group["use_muon"]:
@@ -61,7 +62,9 @@ def reference_terms(opt: Muon) -> tuple[float, float, float]:
                 s = torch.linalg.svdvals(m)
                 if group["orthogonalizer"] == "regularized":
                     eps = group["reg_eps"]
-                    k, pairing = ((s**2 + eps**2).sqrt() - eps).sum(), (regularized_polar(m, eps) * m).sum()
+                    if group["reg_eps_units"] == "relative":
+                        eps = eps * s.norm() / min(m.shape) ** 0.5
+                    k, pairing = ((s**2 + eps**2).sqrt() - eps).sum(), (s**2 / (s**2 + eps**2).sqrt()).sum()
                 else:
                     k, pairing = s.sum(), (polar_svd(m) * m).sum()
                 scale = SCALES[group["lr_scale"]](*m.shape)
@@ -71,7 +74,8 @@ def reference_terms(opt: Muon) -> tuple[float, float, float]:
     return kinetic, weighted, dissipation
 
 
-def test_energy_terms_match_an_independent_svd_computation():
+@pytest.mark.parametrize("units", ["absolute", "relative"])
+def test_energy_terms_match_an_independent_svd_computation(units):
     """Two Muon groups with different lr, beta, convention, orthogonalizer, scale and blocks, random buffers."""
     torch.manual_seed(0)
     a = nn.Parameter(torch.randn(6, 4, dtype=torch.float64))  # split into blocks 2x4 and 4x4
@@ -92,6 +96,7 @@ def test_energy_terms_match_an_independent_svd_computation():
         ],
         orthogonalizer="regularized",
         reg_eps=0.7,
+        reg_eps_units=units,
         lr_scale="spectral",
         split_sizes={"qkv": [2, 4]},
     )
@@ -143,6 +148,7 @@ def muon_kwargs(lr: float, style: str, nesterov: bool = False) -> dict:
         "nesterov": nesterov,
         "orthogonalizer": "regularized",
         "reg_eps": 0.1,
+        "reg_eps_units": "absolute",  # the identity is exact for a fixed eps
         "lr_scale": "spectral",
         "weight_decay": 0.0,
     }
@@ -230,6 +236,7 @@ def test_multi_group_energy_weights_each_group_by_its_own_coefficient(one_thread
             nesterov=False,
             orthogonalizer="regularized",
             reg_eps=0.1,
+            reg_eps_units="absolute",
             lr_scale="spectral",
         )
         c_a = lr / (GAMMA * lr)

@@ -37,7 +37,16 @@ def run_steps(opt, params, steps=3, seed=0):
 def test_one_to_three_steps_match_torch_optim_muon(shape, scale, torch_scale, nesterov):
     w = nn.Parameter(torch.randn(*shape, generator=torch.Generator().manual_seed(1)))
     w_ref = nn.Parameter(w.detach().clone())
-    ours = Muon([w], lr=0.02, weight_decay=0.1, nesterov=nesterov, lr_scale=scale, ns_dtype="bfloat16")
+    ours = Muon(
+        [w],
+        lr=0.02,
+        weight_decay=0.1,
+        nesterov=nesterov,
+        lr_scale=scale,
+        ns_dtype="bfloat16",
+        ns_coefficients="jordan",  # torch.optim.Muon's coefficients and iteration
+        ns_method="standard",
+    )
     ref = torch.optim.Muon([w_ref], lr=0.02, weight_decay=0.1, nesterov=nesterov, adjust_lr_fn=torch_scale)
     run_steps(ours, [w])
     run_steps(ref, [w_ref])
@@ -110,6 +119,11 @@ def test_user_pattern_matching_nothing_is_an_error():
         ({"adamw_lr": 0.0}, "adamw_lr=0.0 must be a finite number > 0"),
         ({"weight_decay": -1.0}, "weight_decay=-1.0 must be a finite number >= 0"),
         ({"split_sizes": {"qkv": [4, 4]}}, r"split_sizes patterns \['qkv'\] matched no parameter name"),
+        ({"ns_method": "fast"}, "ns_method='fast'; choose auto, standard or gram"),
+        ({"ns_coefficients": "keller"}, "ns_coefficients='keller'; choose polar_express, jordan"),
+        ({"ns_coefficients": [(1.0, 2.0)]}, r"each entry must be an \(a, b, c\) triple"),
+        ({"reg_eps": 0.0}, "reg_eps=0.0 must be a finite number > 0"),
+        ({"reg_eps_units": "percent"}, "reg_eps_units='percent'; choose relative or absolute"),
     ],
 )
 def test_nonsense_arguments_are_refused_with_the_argument_named(kwargs, match):
@@ -118,7 +132,9 @@ def test_nonsense_arguments_are_refused_with_the_argument_named(kwargs, match):
 
 
 def muon_update(param_shape, view_fn, grad, **kw):
-    """One Muon step from zero state on a param of ``param_shape`` (lr 1, no momentum, scale none)."""
+    """One Muon step from zero state on a param of ``param_shape`` (lr 1, no momentum, scale none; Jordan's
+    coefficients in the standard iteration unless ``kw`` says otherwise)."""
+    kw = {"ns_coefficients": "jordan", "ns_method": "standard", **kw}
     p = nn.Parameter(torch.zeros(param_shape, dtype=torch.float64))
     opt = Muon(
         [{"params": [p], "param_names": ["w"]}],
@@ -158,11 +174,11 @@ def test_split_sizes_orthogonalize_fused_qkv_per_block():
 
 
 def test_regularized_step_and_momentum_convention():
-    """Plain NS ignores the momentum scale (EMA vs heavy ball give the same first step); the regularized map does
-    not, which is why reg_eps is defined relative to the buffer convention."""
+    """Plain NS ignores the momentum scale (EMA vs heavy ball give the same first step); the regularized map with an
+    absolute eps does not, which is why an absolute reg_eps is in the units of the buffer convention."""
     g = torch.randn(7, 5, dtype=torch.float64)
 
-    def first_step(style, orth):
+    def first_step(style, orth, units="absolute"):
         p = nn.Parameter(torch.zeros(7, 5, dtype=torch.float64))
         opt = Muon(
             [p],
@@ -172,6 +188,7 @@ def test_regularized_step_and_momentum_convention():
             momentum_style=style,
             orthogonalizer=orth,
             reg_eps=0.5,
+            reg_eps_units=units,
             lr_scale="none",
             ns_dtype="float64",
         )
@@ -182,6 +199,13 @@ def test_regularized_step_and_momentum_convention():
     torch.testing.assert_close(first_step("ema", "newton_schulz"), first_step("heavy_ball", "newton_schulz"))
     torch.testing.assert_close(first_step("ema", "regularized"), regularized_polar(0.1 * g, 0.5))
     torch.testing.assert_close(first_step("heavy_ball", "regularized"), regularized_polar(g, 0.5))
+    # relative eps: eps = 0.5 * ||u||_F / sqrt(5), so the direction no longer depends on the buffer's scale; the
+    # expected map is written from the SVD: U diag(s / sqrt(s^2 + eps^2)) V^T
+    u, s, vh = torch.linalg.svd(g, full_matrices=False)
+    eps = 0.5 * s.norm() / 5**0.5
+    expected = (u * (s / (s**2 + eps**2).sqrt())) @ vh
+    torch.testing.assert_close(first_step("ema", "regularized", "relative"), expected, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(first_step("heavy_ball", "regularized", "relative"), expected, rtol=1e-9, atol=1e-10)
 
 
 def test_complex_and_sparse_are_clear_errors():
@@ -265,3 +289,15 @@ def test_empty_adamw_patterns_route_by_shape_only():
     net = TinyGPT()
     r = routes(Muon(named_param_groups(net), adamw_patterns=[]))
     assert r["embed.weight"] and r["lm_head.weight"] and not r["norm.weight"]
+
+
+def test_auto_method_takes_the_gram_iteration_exactly_where_it_needs_fewer_flops():
+    """float64: 'auto' equals 'gram' on a 4:1 matrix and 'standard' on a square one (each to the other's 1e-10)."""
+    for shape, cheaper in (((40, 10), "gram"), ((12, 12), "standard")):
+        g = torch.randn(*shape, dtype=torch.float64)
+        auto = muon_update(shape, None, g.clone(), ns_coefficients="polar_express", ns_method="auto")
+        chosen = muon_update(shape, None, g.clone(), ns_coefficients="polar_express", ns_method=cheaper)
+        torch.testing.assert_close(auto, chosen, rtol=0, atol=0)
+        other = "standard" if cheaper == "gram" else "gram"
+        torch.testing.assert_close(auto, muon_update(shape, None, g.clone(), ns_coefficients="polar_express",
+                                                     ns_method=other), rtol=1e-10, atol=1e-10)  # fmt: skip

@@ -1,17 +1,23 @@
-"""Orthogonalization maps: attractor band, invariances, batching, regularized map vs SVD and finite differences."""
+"""Orthogonalization maps: attractor band, invariances, batching, the Gram-space iteration against the standard
+one, FLOP counts against torch's counter, regularized map (iterative and eigh) vs SVD and finite differences."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from framework.optim.orthogonalize import (
     NS_ATTRACTOR_BAND,
+    gram_newton_schulz,
+    gram_newton_schulz_flops,
     kinetic_energy,
     newton_schulz,
+    newton_schulz_flops,
     polar_svd,
     regularized_polar,
 )
+from framework.optim.polar_express import polar_express_coefficients
 
 GEN = torch.Generator().manual_seed(0)
 
@@ -86,14 +92,79 @@ def test_per_step_coefficients():
 
 
 @pytest.mark.parametrize("shape", [(30, 12), (12, 30), (16, 16)])
-def test_regularized_map_equals_the_svd_form(shape):
-    p, eps = rand(*shape), 0.4
+@pytest.mark.parametrize(("method", "tol"), [("eigh", 1e-12), ("iterative", 1e-9)])
+@pytest.mark.parametrize("eps", [1e-4, 0.4, 30.0])
+def test_regularized_map_equals_the_svd_form(shape, method, tol, eps):
+    p = rand(*shape)
     u, s, vh = torch.linalg.svd(p, full_matrices=False)
     expected = u @ torch.diag(s / (s**2 + eps**2).sqrt()) @ vh
-    torch.testing.assert_close(regularized_polar(p, eps), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(regularized_polar(p, eps, method=method), expected, rtol=tol, atol=tol)
+
+
+def test_iterative_regularized_map_with_one_eps_per_matrix_and_a_heavy_tailed_spectrum():
+    """Each singular value s / sqrt(s^2 + eps^2) to relative 1e-9, with eps from 1e-3 to 10 x the RMS singular
+    value (the range relative reg_eps spans) on spectra spanning six decades, in float64; float32 to 1e-3."""
+    u, _ = torch.linalg.qr(rand(24, 24))
+    v, _ = torch.linalg.qr(rand(70, 24))
+    s = torch.logspace(0, -6, 24, dtype=torch.float64)
+    scales = torch.tensor([1.0, 1e-3, 50.0], dtype=torch.float64)
+    p = torch.stack([u @ torch.diag(s * scale) @ v.T for scale in scales])
+    rms = p.norm(dim=(-2, -1)) / 24**0.5
+    eps = rms * torch.tensor([1e-3, 0.1, 10.0], dtype=torch.float64)
+    mapped = torch.diagonal(u.T @ regularized_polar(p, eps) @ v, dim1=-2, dim2=-1)
+    scaled = s * scales[:, None]
+    torch.testing.assert_close(mapped, scaled / (scaled**2 + eps[:, None] ** 2).sqrt(), rtol=1e-9, atol=0)
+    # float32 (Muon's compute dtype): within the documented ~1e-7 / l^2 of the exact map for eps >= 0.1 x RMS
+    single = regularized_polar(p[1:].float(), eps[1:].float(), dtype=torch.float32).double()
+    exact = regularized_polar(p[1:], eps[1:], method="eigh")
+    assert ((single - exact).norm(dim=(-2, -1)) / exact.norm(dim=(-2, -1))).max() < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(20, 50), (50, 20), (3, 17, 40)])
+@pytest.mark.parametrize("restarts", [(), (2,), (1, 3)])
+@pytest.mark.parametrize("coefficients", ["jordan", "polar_express"])
+def test_gram_iteration_equals_the_standard_iteration_in_float64(shape, restarts, coefficients):
+    g = rand(*shape)
+    steps = [(3.4445, -4.7750, 2.0315)] * 5 if coefficients == "jordan" else polar_express_coefficients(5)
+    ours = gram_newton_schulz(g, coefficients=steps, restarts=restarts)
+    torch.testing.assert_close(ours, newton_schulz(g, coefficients=steps), rtol=1e-10, atol=1e-10)
+
+
+def test_gram_restart_keeps_bfloat16_stable_where_the_plain_gram_recursion_explodes():
+    """A heavy-tailed 64 x 256 spectrum: without a restart, bfloat16 rounding leaves negative eigenvalues in R that
+    R <- P R P amplifies by ~a_k^2 per step; rebuilding R from X before step 2 keeps it within the standard
+    iteration's accuracy (negative control: the same call without restarts)."""
+    u, _ = torch.linalg.qr(rand(64, 64))
+    v, _ = torch.linalg.qr(rand(256, 64))
+    s = torch.logspace(0, -8, 64, dtype=torch.float64)
+    g = (u @ torch.diag(s) @ v.T).float()
+    coefficients = polar_express_coefficients(5)
+
+    def sv_error(o: torch.Tensor) -> float:
+        mapped = torch.diagonal(u.T @ o.double() @ v)
+        return (mapped[s / s.norm() >= 1e-3] - 1).abs().max().item()
+
+    standard = sv_error(newton_schulz(g, coefficients=coefficients, dtype=torch.bfloat16))
+    restarted = sv_error(gram_newton_schulz(g, coefficients=coefficients, dtype=torch.bfloat16))
+    plain = sv_error(gram_newton_schulz(g, coefficients=coefficients, dtype=torch.bfloat16, restarts=()))
+    assert standard < 0.3 and restarted < 0.3
+    assert plain > 1.0
+
+
+@pytest.mark.parametrize(("m", "n"), [(48, 144), (144, 48), (64, 64)])
+@pytest.mark.parametrize("restarts", [(), (2,)])
+def test_flop_counts_match_torchs_flop_counter(m, n, restarts):
+    g = rand(m, n, dtype=torch.float32)
+    with FlopCounterMode(display=False) as counter:
+        newton_schulz(g, steps=5)
+    assert counter.get_total_flops() == newton_schulz_flops(m, n, 5)
+    with FlopCounterMode(display=False) as counter:
+        gram_newton_schulz(g, steps=5, restarts=restarts)
+    assert counter.get_total_flops() == gram_newton_schulz_flops(m, n, 5, restarts)
 
 
 def test_regularized_map_is_the_gradient_of_the_kinetic_energy():
+    """Finite differences of K_eps (eigvalsh) against the iterative map."""
     p, eps, h = rand(9, 6), 0.3, 1e-6
     fd = torch.zeros_like(p)
     for i in range(p.shape[0]):
