@@ -15,8 +15,12 @@ SVD), over the directions whose singular value s_i >= 1e-3 ||G||_F (the Polar Ex
     sv err   max_i |u_i^T O v_i - 1|          (distance of the result's singular values from 1)
     polar    ||P (O - U V^T) P'||_F / ||U V^T P'||_F restricted to those directions (distance from U V^T)
 
-The orthogonalization's GFLOP/s is set against a 2048 x 2048 matmul in the same dtype. On CUDA the same runs use
-the GPU (bfloat16).
+The orthogonalization's GFLOP/s (from the step time) is set against a 2048 x 2048 matmul in the same dtype.
+
+Regularized map (regularized Muon): the float32 Gram iteration Muon uses against float64 ``eigh`` (the previous
+method), time per call on each stack grouped by shape (as the optimizer stacks them) with eps = 0.1 x each block's
+RMS singular value, and its relative Frobenius error against ``eigh`` on the real gradients at reg_eps 0.1 and 0.01.
+On CUDA the same runs use the GPU (bfloat16 for Newton-Schulz).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from torch import nn
 
 from framework.optim import Muon
 from framework.optim.muon import _resolve_coefficients
-from framework.optim.orthogonalize import gram_newton_schulz_flops, newton_schulz_flops
+from framework.optim.orthogonalize import gram_newton_schulz_flops, newton_schulz_flops, regularized_polar
 from framework_plugins.moe_transformer import MoELanguageModel
 from framework_plugins.moe_transformer.corpus import load_split, windows
 
@@ -159,6 +163,33 @@ def flops(shapes: list[tuple[int, int]], kwargs: dict[str, Any]) -> int:
     return total
 
 
+def relative_eps(stack: torch.Tensor, reg_eps: float) -> torch.Tensor:
+    return reg_eps * stack.double().norm(dim=(-2, -1)) / min(stack.shape[-2:]) ** 0.5
+
+
+def regularized_times(shapes: list[tuple[int, int]], device: torch.device, repeats: int) -> tuple[float, float]:
+    """Seconds per pass over the stacks of these shapes: (float32 Gram iteration, float64 eigh), reg_eps 0.1."""
+    groups: dict[tuple[int, int], int] = {}
+    for s in shapes:
+        groups[s] = groups.get(s, 0) + 1
+    stacks = [torch.randn(n, *s, device=device) for s, n in groups.items()]
+    eps = [relative_eps(x, 0.1) for x in stacks]
+    iterative = timed(lambda: [regularized_polar(x, e, dtype=torch.float32) for x, e in zip(stacks, eps)], repeats,
+                      device)  # fmt: skip
+    eigh = timed(lambda: [regularized_polar(x, e, method="eigh") for x, e in zip(stacks, eps)], repeats, device)
+    return iterative, eigh
+
+
+def regularized_error(grads: list[torch.Tensor], reg_eps: float) -> float:
+    """Worst relative Frobenius error of the float32 Gram iteration against eigh on the real gradients."""
+    errors = []
+    for g in grads:
+        eps = relative_eps(g, reg_eps)
+        exact = regularized_polar(g.double(), eps, method="eigh")
+        errors.append(((regularized_polar(g, eps, dtype=torch.float32).double() - exact).norm() / exact.norm()).item())
+    return max(errors)
+
+
 def matmul_gflops(device: torch.device, dtype: torch.dtype, repeats: int, n: int = 2048) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / timed(lambda: a @ a, repeats, device) / 1e9
@@ -199,6 +230,15 @@ def main() -> None:
                     f"{err[0]:>8.3f}{err[1]:>7.3f}{rate:>9.0f}{100 * rate / peak:>9.0f}",
                     flush=True,
                 )
+    errors = {r: regularized_error(grads, r) for r in (0.1, 0.01)}
+    print(
+        f"\nregularized map: float32 Gram iteration vs float64 eigh (error on real gradients: reg_eps 0.1 "
+        f"{errors[0.1]:.1e}, reg_eps 0.01 {errors[0.01]:.1e})"
+    )
+    print(f"{'stack':<14}{'iterative ms':>13}{'eigh ms':>10}{'eigh/iterative':>16}")
+    for stack, shapes in stacks.items():
+        iterative, eigh = regularized_times(shapes, device, args.repeats)
+        print(f"{stack:<14}{iterative * 1e3:>13.1f}{eigh * 1e3:>10.1f}{eigh / iterative:>16.2f}", flush=True)
 
 
 if __name__ == "__main__":
