@@ -7,9 +7,10 @@ The reusable algorithm lives in :mod:`framework.optim.decoupled_descent`. See RE
 
 from framework_plugins import builtin_config_dir
 from framework_plugins.decoupled_descent.datamodule import DecoupledDescentData
+from framework_plugins.decoupled_descent.early_stopping import EarlyStoppingStudy
 from framework_plugins.decoupled_descent.module import DecoupledDescentClassifier
 
 CONFIG_DIR = builtin_config_dir("decoupled_descent")
 DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
-__all__ = ["DecoupledDescentClassifier", "DecoupledDescentData"]
+__all__ = ["DecoupledDescentClassifier", "DecoupledDescentData", "EarlyStoppingStudy"]

@@ -1,7 +1,8 @@
 """Report sections of the decoupled-descent experiments, computed from the run records only (their ``metrics`` and
-``curves``): the train-test tracking figure per variant and, on the Gaussian mixture, state evolution vs simulation.
+``curves``): the train-test tracking figure per variant and, on the Gaussian mixture, state evolution vs simulation
+(``tracking_report``); the zero-cost-validation table and figure (``early_stopping_report``).
 
-Used as ``analysis: framework_plugins.decoupled_descent.analysis:tracking_report`` in
+Used as ``analysis: framework_plugins.decoupled_descent.analysis:<function>`` in
 ``configs/decoupled_descent/experiments/*.yaml``.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from framework.experiments.stats import summarize, t_interval
+from framework.experiments.stats import paired_difference, summarize, t_interval
 from framework.figures import pyplot
 
 Runs = dict[tuple[str, int], dict[str, Any]]
@@ -167,3 +168,119 @@ def tracking_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = ""
             *("| " + " | ".join(row) + " |" for row in rows),
         ]
     return "\n".join(lines) + "\n" if lines else ""
+
+
+# -- zero-cost validation (configs/decoupled_descent/experiments/early_stopping.yaml) ---------------------------------
+STOPPING_RULES = {  # record prefix -> what the rule selects on
+    "dd": "DD, corrected train error (all n)",
+    "gd_train": "GD, train error (all n)",
+    "gd_holdout": "GD, 80/20 hold-out (trained on 80%)",
+    "gd_kfold": "GD, 5-fold CV, refit on all n",
+    "oracle_dd": "oracle: DD, test error",
+    "oracle_gd": "oracle: GD, test error",
+    "oracle_holdout": "oracle: GD on 80%, test error",
+}
+
+
+def rule_values(runs: Runs, variant: str, rule: str, key: str) -> dict[int, float]:
+    """seed -> ``test/<rule>/<key>`` over the variant's ok runs that logged it."""
+    name = f"test/{rule}/{key}"
+    return {
+        seed: float(r["metrics"][name])
+        for (v, seed), r in runs.items()
+        if v == variant and r.get("status") == "ok" and name in r.get("metrics", {})
+    }
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> str:
+    """``mean [low, high] (k/n)``: the paired t interval of a - b over shared seeds and on how many a < b."""
+    d = paired_difference(a, b, "min")
+    return f"{_fmt(d.mean)} [{_fmt(d.low)}, {_fmt(d.high)}] ({d.wins}/{d.n})"
+
+
+def stopping_rows(exp: dict[str, Any], runs: Runs) -> list[list[str]]:
+    """Rows (n/d variant, rule, test error, regret, DD - rule paired, rule - GD oracle paired, selected t)."""
+    rows = []
+    for variant in exp["variants"]:
+        dd, oracle = rule_values(runs, variant, "dd", "error"), rule_values(runs, variant, "oracle_gd", "error")
+        for rule, label in STOPPING_RULES.items():
+            error = rule_values(runs, variant, rule, "error")
+            if not error:
+                continue
+            regret = rule_values(runs, variant, rule, "regret")
+            steps = sorted(rule_values(runs, variant, rule, "step").values())
+            rows.append(
+                [
+                    variant,
+                    label,
+                    _mean_sd(list(error.values())),
+                    _mean_sd(list(regret.values())) if regret else "-",
+                    "-" if rule == "dd" else _paired(dd, error),
+                    "-" if rule == "oracle_gd" else _paired(error, oracle),
+                    f"{np.median(steps):g} [{steps[0]:g}, {steps[-1]:g}]",
+                ]
+            )
+    return rows
+
+
+def stopping_figure(path: Path, exp: dict[str, Any], runs: Runs) -> bool:
+    """Excess test error over the GD test-set oracle (paired mean, 95% t interval) of each rule against n/d."""
+    variants = [v for v in exp["variants"] if rule_values(runs, v, "oracle_gd", "error")]
+    if not variants:
+        return False
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    rules = [r for r in STOPPING_RULES if r != "oracle_gd"]
+    for k, rule in enumerate(rules):
+        means, lows, highs = [], [], []
+        for variant in variants:
+            d = paired_difference(
+                rule_values(runs, variant, rule, "error"), rule_values(runs, variant, "oracle_gd", "error")
+            )
+            means.append(d.mean)
+            lows.append(d.mean - d.low)
+            highs.append(d.high - d.mean)
+        x = np.arange(len(variants)) + (k - len(rules) / 2) * 0.08
+        ax.errorbar(x, means, yerr=[lows, highs], fmt="o-", ms=4, capsize=2, label=STOPPING_RULES[rule])
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(range(len(variants)), variants)
+    ax.set(xlabel="n/d", ylabel="test error - GD oracle's (paired)", title=f"{exp['name']}: cost of each rule")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def early_stopping_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = "") -> str:
+    """The section of the zero-cost-validation experiment: per n/d and rule the exact test error of the selected
+    iterate, the regret, DD minus the rule and the rule minus the GD oracle (paired over seeds), and a figure."""
+    rows = stopping_rows(exp, runs)
+    if not rows:
+        return ""
+    head = [
+        "n/d",
+        "rule (selects lr, weight decay and t on)",
+        "test error",
+        "regret",
+        "DD - rule (95% CI) (DD better)",
+        "rule - GD oracle (95% CI)",
+        "selected t: median [min, max]",
+    ]
+    lines = [
+        "",
+        "## Early stopping and tuning without a validation set",
+        "",
+        "Mean +- sd over seeds of the exact test error of the iterate each rule selects and of its regret (that "
+        "error minus the best test error among the candidates the rule chose from). `DD - rule`: paired "
+        "difference of test errors over the same seeds (same data, same start) with its two-sided 95% t interval "
+        "and on how many seeds DD's is strictly lower; `rule - GD oracle`: the same against the best GD iterate "
+        "chosen on the test error.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    if stopping_figure(out / "stopping.png", exp, runs):
+        lines += ["", f"![cost of each stopping rule]({prefix}stopping.png)"]
+    return "\n".join(lines) + "\n"

@@ -13,10 +13,12 @@ from torchmetrics import MeanMetric
 
 from framework.figures import figure
 from framework.module import FrameworkModule
-from framework.optim.decoupled_descent import OnsagerMemory, sgd_coefficients
+from framework.optim.decoupled_descent import sgd_coefficients
 from framework.optim.decoupled_step import full_batch_step
 from framework.optim.readout import Activation, ReadoutNetwork, classification_error
+from framework_plugins.decoupled_descent.linear_response import LinearResponseMemory, linear_response_step
 from framework_plugins.decoupled_descent.metrics import gmm_exact_error, trajectory_summary
+from framework_plugins.decoupled_descent.minibatch import MiniBatchOnsagerMemory
 from framework_plugins.decoupled_descent.state_evolution import state_evolution
 
 SE_SEED = 4242
@@ -33,6 +35,7 @@ class FullBatchClassification(Protocol):
 
     n_features: int  # input dimension d
     n_train: int  # training samples: the Onsager memory holds one row per sample
+    batch_size: int  # training batch size: n_train is full batch (the state evolution and onsager='matrix' need it)
     noise_var: float  # label-noise variance entering the Onsager correction
     snr: float | None  # the GMM signal-to-noise ratio when the data are simulated (state evolution), else None
     signal: torch.Tensor | None  # the GMM signal v (d,) (exact test error), else None
@@ -40,10 +43,14 @@ class FullBatchClassification(Protocol):
 
 
 class DecoupledDescentClassifier(FrameworkModule):
-    """f(x) = sum_k s_k sigma(x . w_k / sqrt(d)) trained full-batch on sum_i l(P_i, y_i) by ``optimizer`` (SGD).
+    """f(x) = sum_k s_k sigma(x . w_k / sqrt(d)) fit on sum_i l(P_i, y_i) by ``optimizer`` (SGD), full batch by default.
 
-    ``method="dd"``: P = A - Delta M with the Onsager memory M (:mod:`framework.optim.decoupled_descent`);
-    ``method="gd"``: P = A (plain gradient descent, the baseline). Logged per step: ``train/loss`` (mean l(P, y)),
+    ``method="dd"``: P = A - Delta M with the Onsager memory M (:mod:`framework.optim.decoupled_descent`), or with
+    ``onsager="matrix"`` P = A - c with the per-sample responses of
+    :mod:`~framework_plugins.decoupled_descent.linear_response` (any feature covariance, no Delta);
+    ``method="gd"``: P = A (plain gradient descent, the baseline). With ``data.batch_size < n_train`` the scalar rule
+    runs mini-batch DD (every sample's memory moves at every step;
+    :mod:`~framework_plugins.decoupled_descent.minibatch`). Logged per step: ``train/loss`` (mean l(P, y)),
     ``train/raw_loss``, ``train/raw_error`` (from A), ``train/corrected_error`` (from P), ``train/se_error`` (state
     evolution, Gaussian-mixture GLM with W^0 = 0 and DD only); per epoch (= per step, full batch) ``val/error``,
     ``val/loss`` on fresh data; at the end of fit a figure of the four curves. At test, for the final iterate W^T:
@@ -64,8 +71,11 @@ class DecoupledDescentClassifier(FrameworkModule):
             evolution's start; ``logcosh`` / ``tanh`` need > 0 (W = 0 is a critical point).
         method: ``dd`` (decoupled descent: train on the Onsager-corrected P = A - Delta M) or ``gd`` (plain gradient
             descent on A, the baseline).
-        onsager_noise_var: Delta of the Onsager correction (> 0); null takes the data module's ``noise_var`` (known
-            for simulated tasks, estimated on the training split for real ones).
+        onsager_noise_var: Delta of the scalar Onsager correction (> 0); null takes the data module's ``noise_var``
+            (known for simulated tasks, estimated on the training split for real ones).
+        onsager: ``scalar`` (P = A - Delta M: exact to first order for isotropic features, O(n d K) per step) or
+            ``matrix`` (P = A - c from a d-dimensional response per sample: no isotropy and no Delta needed,
+            O(n^2 d K) per step and n K d memory, one process); DD only.
         se_particles: Monte-Carlo particles of the state evolution (computed only for the Gaussian-mixture GLM:
             width 1, linear, init_scale 0, method dd, no LR scheduler).
         optimizer: ``torch.optim.SGD`` (momentum with dampening = damping); the lr is for the summed, not the mean,
@@ -83,6 +93,7 @@ class DecoupledDescentClassifier(FrameworkModule):
         init_scale: float = 0.0,
         method: Literal["dd", "gd"] = "dd",
         onsager_noise_var: float | None = None,
+        onsager: Literal["scalar", "matrix"] = "scalar",
         se_particles: int = 100_000,
         optimizer: OptimizerCallable = default_sgd,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -91,9 +102,15 @@ class DecoupledDescentClassifier(FrameworkModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         if method not in ("dd", "gd"):
             raise ValueError(f"model.init_args.method={method!r} is unknown; choose 'dd' or 'gd'.")
+        if onsager not in ("scalar", "matrix"):
+            raise ValueError(f"model.init_args.onsager={onsager!r} is unknown; choose 'scalar' or 'matrix'.")
         self.automatic_optimization = False
         self.net = ReadoutNetwork(n_features, width, activation, readout, init_scale)
-        self.memory = OnsagerMemory(width, onsager_noise_var or 1.0) if method == "dd" else None
+        self.memory: MiniBatchOnsagerMemory | LinearResponseMemory | None = None
+        if method == "dd" and onsager == "matrix":
+            self.memory = LinearResponseMemory(width)
+        elif method == "dd":
+            self.memory = MiniBatchOnsagerMemory(width, onsager_noise_var or 1.0)
         self.se_particles = se_particles
         self.se: dict[str, torch.Tensor] | None = None
         self.history: dict[str, dict[int, float]] = {
@@ -110,7 +127,11 @@ class DecoupledDescentClassifier(FrameworkModule):
                 f"model.init_args.n_features={self.net.n_features} but the data has {data.n_features} features; "
                 f"set model.init_args.n_features: {data.n_features}."
             )
-        if self.memory is not None:
+        if isinstance(self.memory, LinearResponseMemory):
+            if self.trainer is not None and self.trainer.world_size > 1:
+                raise ValueError("model.init_args.onsager='matrix' runs in one process; use trainer.devices 1.")
+            self.memory.allocate(data.n_train, data.n_features)  # R^0 = 0 (a checkpoint replaces it)
+        elif self.memory is not None:
             self.memory.noise_var = self.hparams.onsager_noise_var or data.noise_var
             self.memory.allocate(data.n_train)  # M^0 = 0; a loaded checkpoint replaces it with its M^T
 
@@ -118,6 +139,7 @@ class DecoupledDescentClassifier(FrameworkModule):
         data, hp = self._data, self.hparams
         steps = self.trainer.estimated_stepping_batches
         glm = hp.width == 1 and hp.activation == "linear" and hp.init_scale == 0 and hp.method == "dd"
+        glm = glm and hp.onsager == "scalar" and data.batch_size >= data.n_train
         if data.snr is None or not glm or self.lr_schedulers() is not None or math.isinf(steps):
             return
         sgd = sgd_coefficients(self.optimizers())
@@ -134,17 +156,20 @@ class DecoupledDescentClassifier(FrameworkModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, index = batch
         t = self.global_step
-        stats = full_batch_step(
-            self.net,
-            self.optimizers(),
-            x,
-            y,
-            index,
-            self.memory,
-            self.manual_backward,
-            self.gather_rows,
-            self.trainer.world_size,
-        )
+        if isinstance(self.memory, LinearResponseMemory):
+            stats = linear_response_step(self.net, self.optimizers(), x, y, index, self.memory, self.manual_backward)
+        else:
+            stats = full_batch_step(
+                self.net,
+                self.optimizers(),
+                x,
+                y,
+                index,
+                self.memory,
+                self.manual_backward,
+                self.gather_rows,
+                self.trainer.world_size,
+            )
         self.step_lr_schedulers()
         for key, value in stats.items():
             self.log(f"train/{key}", value, prog_bar=key == "corrected_error")
@@ -180,6 +205,8 @@ class DecoupledDescentClassifier(FrameworkModule):
     def on_test_epoch_end(self) -> None:
         for key, value in self._final_metrics(self._eval_end("test")).items():
             self.log(f"test/{key}", value)
+        if self.history["raw_error"]:  # the checkpointed trajectory, drawn again into this test's folder
+            self._figure()
 
     @torch.no_grad()
     def _final_metrics(self, test_error: float) -> dict[str, float]:
@@ -225,6 +252,7 @@ class DecoupledDescentClassifier(FrameworkModule):
             self._figure()
 
     def _figure(self) -> None:
+        """``errors``: the raw, corrected and fresh-data error of W^t over the steps t of the fit (and SE)."""
         labels = {
             "raw_error": "raw train (A)",
             "corrected_error": "corrected train (P)",

@@ -42,7 +42,7 @@ def test_lightning_fit_equals_the_plain_loop_and_logs_the_state_evolution(tmp_pa
     assert memory.memory.abs().max() > 0.1
     assert set(model.history["se_error"]) == set(range(4)) and set(model.history["test_error"]) >= {1, 2, 3, 4}
     assert "memory.memory" in model.state_dict() and "memory.velocity" in model.state_dict()
-    assert (tmp_path / "figures" / "errors.png").is_file()
+    assert (tmp_path / "figures" / "fit-1" / "errors.png").is_file()
 
 
 def test_non_finite_loss_stops_manual_optimization_before_the_next_step(tmp_path):
