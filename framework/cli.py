@@ -8,9 +8,9 @@ experiment files and Optuna searches (:mod:`framework.experiments`).
 
 Every run lives in one directory, ``runs/<config-dir>/<config-name>/version_<k>/`` (or ``--run_dir``): the recipe
 ``config.yaml``, ``invocations.jsonl``, ``checkpoints/{last,epoch=..}.ckpt``, ``figures/`` and the offline ``wandb/``
-run.
-``--ckpt_path last`` resumes the newest run of that config that has a ``last.ckpt`` and keeps logging into it
-(same directory, same W&B run id); if there is none it stops with an error instead of silently starting over.
+runs (one W&B run per command, all in the run dir's W&B group: :mod:`framework.tracking`).
+``--ckpt_path last`` resumes the newest run of that config that has a ``last.ckpt`` and keeps writing into its
+directory; if there is none it stops with an error instead of silently starting over.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -53,11 +53,23 @@ from framework.registry import (
     format_plugins,
     load_plugins,
 )
+from framework.tracking import (
+    CHECKPOINT_RUN_KEY,
+    Invocation,
+    checkpoint_step,
+    dump_yaml,
+    job_type,
+    keep_strings_in_yaml,
+    new_run_id,
+    offline_run_dir,
+    readable_config,
+    run_dir_group,
+    sync_hint,
+)
 
 DEFAULT_SEED = 1234
 RUNS_ROOT = Path("runs")
 RUN_DIR_ENV = "FRAMEWORK_RUN_DIR"  # hands the resolved run dir to DDP child processes (they re-run sys.argv)
-WANDB_ID_FILE = "wandb_run_id.txt"
 EXPERIMENT_ENV = "FRAMEWORK_EXPERIMENT"  # JSON {experiment, variant, seed} set by `framework experiment run`
 LOGGER_CLASSES = {"WandbLogger", "CSVLogger", "TensorBoardLogger"}
 CONFIG_IN_CHECKPOINT = "framework_config"
@@ -65,6 +77,8 @@ CONFIG_IN_CHECKPOINT = "framework_config"
 RESUME_FIXED = ("seed_everything", "model", "data")
 RESUME_FIXED_TRAINER = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
 INVOCATIONS_FILE = "invocations.jsonl"
+# top-level config keys the loggers get under `run` (this command's Invocation) instead of as config sections
+LOGGED_ELSEWHERE = ("config", "run_dir", "ckpt_path", "weights_only")
 RECIPE_HEADER = (
     "# The recipe of this run: `framework fit --config config.yaml` reproduces it from scratch in a new run dir.\n"
     "# How it was run (command lines, resumes, versions, git commit): invocations.jsonl beside this file.\n"
@@ -92,20 +106,28 @@ class ConfigSaver(SaveConfigCallback):
     ``framework experiment run``).
 
     ``config.yaml`` is the recipe: the resolved config of the first fit with every value filled in for this run dir
-    (run dir, checkpoint path and directory, logger ids and places) put back as the user gave it, so
+    (run dir, checkpoint path and directory, logger ids, names and W&B group) put back as the user gave it, so
     ``framework fit --config config.yaml`` reproduces the run from scratch in a new run dir; a resume never
     rewrites it. ``config_<command>.yaml`` is the same for the latest validate/test/predict. ``invocations.jsonl``
-    gets one line per command (command line, checkpoint loaded, time, git commit, package versions). Every
-    checkpoint carries the sections a resume must not change (``checkpoint["framework_config"]``).
+    gets one line per command (job type, command line, checkpoint loaded and its step, W&B run id, group and parent
+    run, time, git commit, package versions). The loggers get the readable config (``model.hidden``) with this
+    command's :class:`~framework.tracking.Invocation` under ``run``. Every checkpoint carries the sections a resume
+    must not change (``checkpoint["framework_config"]``) and the W&B run that wrote it
+    (``checkpoint["framework_run"]``).
     """
 
     resolved: dict[str, Any] | None = None
 
     def __init__(
-        self, *args: Any, run_specific: dict[str, Any] | None = None, argv: list[str] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        run_specific: dict[str, Any] | None = None,
+        argv: list[str] | None = None,
+        invocation: Invocation,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **{**kwargs, "save_to_log_dir": False})
-        self.run_specific, self.argv = dict(run_specific or {}), list(argv or [])
+        self.run_specific, self.argv, self.invocation = dict(run_specific or {}), list(argv or []), invocation
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
@@ -114,19 +136,20 @@ class ConfigSaver(SaveConfigCallback):
         run_dir.mkdir(parents=True, exist_ok=True)
         recipe_path = run_dir / self.config_filename
         if self.config_filename != "config.yaml" or not recipe_path.is_file():  # a resume keeps the first record
-            recipe_path.write_text(
-                RECIPE_HEADER + self.parser.dump(recipe(self.config, self.run_specific), skip_none=False)
-            )
-        invocation = {
-            "command": stage if stage != "fit" or not self.config.get("ckpt_path") else "resume",
+            dumped = self.parser.dump(recipe(self.config, self.run_specific), skip_none=False, format="yaml")
+            recipe_path.write_text(RECIPE_HEADER + dump_yaml(yaml.safe_load(dumped)))
+        run = self.invocation.as_dict()
+        line = {
+            "command": run["job_type"],
             "argv": self.argv,
-            "ckpt_path": self.config.get("ckpt_path"),
+            **{key: value for key, value in run.items() if key != "job_type"},
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             **environment(),
         }
         with (run_dir / INVOCATIONS_FILE).open("a") as fh:
-            fh.write(json.dumps(invocation) + "\n")
-        record: dict[str, Any] = {"config": config}
+            fh.write(json.dumps(line) + "\n")
+        sections = {key: value for key, value in config.items() if key not in LOGGED_ELSEWHERE}
+        record: dict[str, Any] = {**readable_config(sections), "run": {**run, "config_files": config.get("config")}}
         if os.environ.get(EXPERIMENT_ENV):
             record["experiment"] = json.loads(os.environ[EXPERIMENT_ENV])
         for logger in trainer.loggers:
@@ -135,6 +158,10 @@ class ConfigSaver(SaveConfigCallback):
     def on_save_checkpoint(self, trainer: Any, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         if self.resolved is not None:
             checkpoint[CONFIG_IN_CHECKPOINT] = resume_fixed(self.resolved)
+        checkpoint[CHECKPOINT_RUN_KEY] = {
+            "wandb_run_id": self.invocation.wandb_run_id,
+            "job_type": self.invocation.job_type,
+        }
 
 
 def recipe(config: Namespace, run_specific: dict[str, Any]) -> Namespace:
@@ -179,6 +206,7 @@ class FrameworkCLI(LightningCLI):
         self, args: ArgsType = None, run: bool = True, extra_callbacks: list[Any] | None = None, **kwargs: Any
     ) -> None:
         load_plugins()
+        keep_strings_in_yaml()
         check_config_files(sys.argv[1:] if args is None else args)
         kwargs.setdefault("parser_class", FrameworkParser)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
@@ -263,10 +291,14 @@ class FrameworkCLI(LightningCLI):
         if subcommand == "fit" and ckpt_path is None and os.environ.get("LOCAL_RANK", "0") == "0":
             refuse_second_fit(self.run_dir, cfg.checkpoint.get("dirpath") if cfg.get("checkpoint") else None)
         self.checkpoint: dict[str, Any] | None = None
+        self.ckpt_step: int | None = None  # where a command that loads a checkpoint logs
+        self.parent_run_id: str | None = None  # the W&B run that wrote that checkpoint
         if ckpt_path and ckpt_path not in ("best", "hpc"):
             # refuse corrupt or code-carrying files with a clear message
             self.checkpoint = load_checkpoint_safely(ckpt_path)
             cfg.ckpt_path = ckpt_path
+            self.ckpt_step = checkpoint_step(self.checkpoint)
+            self.parent_run_id = (self.checkpoint.get(CHECKPOINT_RUN_KEY) or {}).get("wandb_run_id")
         if subcommand and cfg.get("weights_only") is None:
             cfg.weights_only = True  # Lightning then loads every checkpoint with torch.load(weights_only=True)
 
@@ -313,6 +345,12 @@ class FrameworkCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         os.environ[RUN_DIR_ENV] = str(self.run_dir)
+        job = job_type(self.subcommand or "fit", cfg.get("ckpt_path"))
+        single = not isinstance(cfg.trainer.logger, list)
+        loggers = [cfg.trainer.logger] if single else cfg.trainer.logger
+        wandb_loggers = [lg for lg in loggers if isinstance(lg, Namespace) and is_wandb(lg)]
+        # an experiment groups its runs by experiment ($WANDB_RUN_GROUP), anything else by run dir
+        group = (os.environ.get("WANDB_RUN_GROUP") or run_dir_group(self.run_dir)) if wandb_loggers else None
         # every value filled in for this run dir, with the user's value before: the recipe gets those back
         filled: dict[str, Any] = {"run_dir": None, "ckpt_path": None}
         filled["trainer.default_root_dir"] = cfg.trainer.default_root_dir
@@ -320,23 +358,50 @@ class FrameworkCLI(LightningCLI):
         if cfg.checkpoint.dirpath is None:
             filled["checkpoint.dirpath"] = None
             cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
-        single = not isinstance(cfg.trainer.logger, list)
-        for i, logger in enumerate([cfg.trainer.logger] if single else cfg.trainer.logger):
+        for i, logger in enumerate(loggers):
             if isinstance(logger, Namespace):
                 where = "trainer.logger" if single else f"trainer.logger[{i}]"
-                changed = place_logger_in_run_dir(logger, self.run_dir, self.subcommand or "fit")
+                changed = place_logger_in_run_dir(logger, self.run_dir, job, group)
                 filled.update({f"{where}.init_args.{key}": value for key, value in changed.items()})
+        wandb_args = wandb_loggers[0].init_args if wandb_loggers else None  # its id is set by now
+        invocation = Invocation(
+            job_type=job,
+            run_dir=str(self.run_dir),
+            run_name=run_name(cfg),
+            group=group,
+            wandb_run_id=str(wandb_args.id or wandb_args.version) if wandb_args else None,
+            ckpt_path=cfg.get("ckpt_path"),
+            ckpt_step=self.ckpt_step,
+            parent_run_id=self.parent_run_id,
+        )
         self.save_config_kwargs.update(
             config_filename="config.yaml" if self.subcommand in ("fit", None) else f"config_{self.subcommand}.yaml",
             run_specific=filled,
             argv=list(self.argv),
+            invocation=invocation,
         )
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        # the loggers get the readable resolved config from ConfigSaver instead of Lightning's record of the
+        # model's and datamodule's hyperparameters (which carries LightningCLI internals such as `_instantiator`)
+        self.model._log_hyperparams = False
+        if self.datamodule is not None:
+            self.datamodule._log_hyperparams = False
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
         finally:
             finish_wandb_run()
+
+    def log_at_checkpoint_step(self) -> None:
+        """Before validate/test/predict: log at the loaded checkpoint's training step (the x-axis of the fit's
+        curves, ``trainer/global_step``) instead of at 0; Lightning restores that step only for a fit."""
+        if self.ckpt_step is not None:
+            self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.ckpt_step
+
+    before_validate = before_test = before_predict = log_at_checkpoint_step
 
     def after_fit(self) -> None:
         print_summary(self, "fit")
@@ -346,6 +411,14 @@ class FrameworkCLI(LightningCLI):
 
     def after_validate(self) -> None:
         print_summary(self, "validate")
+
+    def after_predict(self) -> None:
+        """Log how many batches were predicted (at the checkpoint's step) and print the summary."""
+        batches = float(sum(self.trainer.num_predict_batches))
+        for logger in self.trainer.loggers:
+            logger.log_metrics({"predict/batches": batches}, step=self.ckpt_step or 0)
+            logger.save()
+        print_summary(self, "predict")
 
 
 # -- checks on what a run may load or overwrite ---------------------------------------------------------------
@@ -414,10 +487,16 @@ def print_once(line: str) -> None:
 
 # -- run directories ------------------------------------------------------------------------------------------------
 def run_name(cfg: Namespace) -> str:
-    """``<config dir>/<config stem>`` of the last ``--config`` given, else the model's class name."""
+    """``<config dir>/<config stem>`` of the last ``--config`` given (for a run dir's recipe, the name of the run it
+    came from: its re-run lands in a new ``version_<k>`` beside the original), else the model's class name."""
     configs = cfg.get("config") or []
     if configs:
         path = Path(str(configs[-1]))
+        record = path.parent / INVOCATIONS_FILE
+        if path.name == "config.yaml" and record.is_file():
+            first = json.loads(record.read_text().splitlines()[0])
+            if first.get("run_name"):
+                return str(first["run_name"])
         return f"{path.parent.name}/{path.stem}"
     model = cfg.get("model")
     class_path = model.get("class_path") if isinstance(model, Namespace) else None
@@ -449,51 +528,44 @@ def resolve_run_dir(explicit: str | None, name: str, resume_last: bool) -> Path:
     return base / f"version_{versions[-1][0] + 1 if versions else 0}"
 
 
-def place_logger_in_run_dir(logger: Namespace, run_dir: Path, subcommand: str = "fit") -> dict[str, Any]:
+def place_logger_in_run_dir(logger: Namespace, run_dir: Path, job: str, group: str | None) -> dict[str, Any]:
     """Point a W&B / CSV / TensorBoard logger config at ``run_dir`` unless the user chose a place; return the
-    init arguments it changed, with their values before (what the run's recipe keeps).
+    init arguments it changed, with their values before (what the recipe keeps).
 
-    W&B gets a run id stored in the run dir, so a resumed fit continues the same W&B run. CSV / TensorBoard write
-    ``fit`` logs to ``run_dir`` itself (a resumed fit appends) and other subcommands to ``run_dir/<subcommand>/``,
-    so a ``test`` never rewrites the training curves.
+    W&B: every command is a new run (a fresh id unless the user gave one) named ``<config>/<version> <job>``, in
+    ``group`` with ``job_type`` ``job`` (fit, resume, validate, test, predict), so ``wandb sync`` of a run dir's
+    offline runs appends nothing to another run's history. CSV / TensorBoard write ``fit`` and ``resume`` logs to
+    ``run_dir`` itself (a resumed fit appends) and other commands to ``run_dir/<command>/``, so a ``test`` never
+    rewrites the training curves.
     """
-    kind = str(logger.get("class_path", "")).rsplit(".", 1)[-1]
     args = logger.get("init_args")
-    if kind not in LOGGER_CLASSES or args is None:
+    if str(logger.get("class_path", "")).rsplit(".", 1)[-1] not in LOGGER_CLASSES or args is None:
         return {}
-    before = {key: args.get(key) for key in ("save_dir", "offline", "id", "name", "resume", "version")}
+    before = {key: args.get(key) for key in ("save_dir", "offline", "id", "name", "version", "group", "job_type")}
     if args.get("save_dir") in (None, ".", "lightning_logs"):
         args.save_dir = str(run_dir)
-    if kind == "WandbLogger":
+    if is_wandb(logger):
         if os.environ.get("WANDB_MODE"):  # the user's WANDB_MODE (online/offline/disabled) wins over offline=True
             args.offline = False
         if args.get("id") is None and args.get("version") is None:
-            args.id = wandb_run_id(run_dir)
+            args.id = new_run_id()
         if args.get("name") is None:
-            args.name = f"{run_dir.parent.name}/{run_dir.name}"
-        if args.get("resume") is None:
-            args.resume = "allow"
+            args.name = f"{run_dir.parent.name}/{run_dir.name} {job}"
+        if args.get("group") is None:
+            args.group = group
+        if args.get("job_type") is None:
+            args.job_type = job
     else:
         if args.get("name") is None:
             args.name = ""
         if args.get("version") is None:
-            args.version = "" if subcommand == "fit" else subcommand
+            args.version = "" if job in ("fit", "resume") else job
     return {key: value for key, value in before.items() if key in args and args.get(key) != value}
 
 
-def wandb_run_id(run_dir: Path) -> str:
-    """The W&B run id of ``run_dir``, created once and stored in ``run_dir/wandb_run_id.txt``.
-
-    A new id is ``r`` + 8 hex digits: a bare hex id such as ``6239e636`` reads back from YAML as a float (``inf``).
-    """
-    path = run_dir / WANDB_ID_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    run_id = f"r{secrets.token_hex(4)}"
-    if os.environ.get("LOCAL_RANK", "0") == "0":
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(run_id)
-    return run_id
+def is_wandb(logger: Namespace) -> bool:
+    """Whether a logger config is a ``WandbLogger``."""
+    return str(logger.get("class_path", "")).rsplit(".", 1)[-1] == "WandbLogger"
 
 
 def finish_wandb_run() -> None:
@@ -506,11 +578,12 @@ def finish_wandb_run() -> None:
 # -- output -----------------------------------------------------------------------------------------------------
 @rank_zero_only
 def print_summary(cli: FrameworkCLI, stage: str) -> None:
-    """Print the metrics of ``stage`` and where the run's artefacts are."""
+    """Print the metrics of ``stage`` and where the run's artefacts are (an offline W&B run: the directory of this
+    command's run and the ``wandb sync`` that uploads it)."""
     trainer = cli.trainer
     if trainer.fast_dev_run:
         return
-    prefixes = {"fit": ("train/", "val/"), "validate": ("val/",), "test": ("test/",)}[stage]
+    prefixes = {"fit": ("train/", "val/"), "validate": ("val/",), "test": ("test/",), "predict": ()}[stage]
     metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith(prefixes)}
     run_dir = cli.run_dir
     ckpt = trainer.checkpoint_callback
@@ -524,9 +597,12 @@ def print_summary(cli: FrameworkCLI, stage: str) -> None:
     figures = run_dir / "figures"
     if figures.is_dir():
         lines.append(f"figures:     {figures} ({len(list(figures.glob('*.png')))} png)")
-    wandb_dir = run_dir / "wandb"
-    if wandb_dir.is_dir() and any(type(logger).__name__ == "WandbLogger" for logger in trainer.loggers):
-        lines.append(f"wandb:       {wandb_dir} (offline; upload with `wandb sync {wandb_dir}/offline-run-*`)")
+    if stage == "predict":
+        lines.extend(f"predictions: {path}" for path in sorted(run_dir.glob("predictions*.pt")))
+    for logger in trainer.loggers:
+        offline_dir = offline_run_dir(logger.experiment) if isinstance(logger, WandbLogger) else None
+        if offline_dir is not None:
+            lines.append(sync_hint(offline_dir))
     print("\n".join(lines), flush=True)
 
 

@@ -25,6 +25,11 @@ def pyplot() -> ModuleType:
     return plt
 
 
+def _logging_step(trainer: pl.Trainer) -> int:
+    """The step Lightning logs metrics at (in a test of a checkpoint: the checkpoint's, which the CLI sets)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
 def log_figure(trainer: pl.Trainer, name: str, figure: Any) -> Path | None:
     """Save ``figure`` as ``<run_dir>/figures/<name>.png`` and log it to W&B (``wandb.Image``) or TensorBoard
     (``add_figure``) on rank zero; other loggers get the file only. Closes the figure on every rank.
@@ -41,9 +46,9 @@ def log_figure(trainer: pl.Trainer, name: str, figure: Any) -> Path | None:
         for logger in trainer.loggers:
             kind = type(logger).__name__
             if kind == "WandbLogger":
-                logger.log_image(key=name, images=[str(path)], step=trainer.global_step)
+                logger.log_image(key=name, images=[str(path)], step=_logging_step(trainer))
             elif kind == "TensorBoardLogger":
-                logger.experiment.add_figure(name, figure, global_step=trainer.global_step, close=False)
+                logger.experiment.add_figure(name, figure, global_step=_logging_step(trainer), close=False)
         return path
     finally:
         pyplot().close(figure)

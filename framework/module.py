@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from framework.contract import check_data_contract
-from framework.optim.param_groups import check_group_values_representable, named_param_groups
+from framework.optim.param_groups import build_optimizer, check_group_values_representable, named_param_groups
 from framework.optim.schedules import CosineAnnealingToEnd
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ class FrameworkModule(pl.LightningModule):
         return named_param_groups(self)
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.param_groups())
+        optimizer = build_optimizer(self.optimizer_factory, self.param_groups())
         check_group_values_representable(optimizer)
         if self.lr_scheduler_factory is None:
             return optimizer

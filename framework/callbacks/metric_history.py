@@ -8,17 +8,20 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 
 HISTORY_FILE = "metrics_history.jsonl"
 
 
 class MetricHistory(Callback):
-    """After each validation (not the sanity check), append ``{"step", "epoch", <train/ and val/ metrics>}`` as one
-    JSON line to ``<run_dir>/metrics_history.jsonl`` on rank zero. A resumed fit appends; readers keep the last
-    line per step (:func:`read_history`)."""
+    """After each validation of a fit (not the sanity check, not a ``validate`` command), append
+    ``{"step", "epoch", <train/ and val/ metrics>}`` as one JSON line to ``<run_dir>/metrics_history.jsonl`` on rank
+    zero. A resumed fit appends; readers keep the last line per step (:func:`read_history`)."""
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        if trainer.state.fn != TrainerFn.FITTING:  # a `validate` command's metrics are no point of the fit's curve
             return
         row: dict[str, float | int] = {"step": trainer.global_step, "epoch": trainer.current_epoch}
         for key, value in trainer.callback_metrics.items():

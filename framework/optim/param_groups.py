@@ -72,6 +72,32 @@ def named_param_groups(
     return list(groups.values())
 
 
+def build_optimizer(
+    factory: Callable[[list[dict[str, Any]]], torch.optim.Optimizer], groups: list[dict[str, Any]]
+) -> torch.optim.Optimizer:
+    """``factory(groups)``; ``torch.optim.Muon``'s refusal of a parameter that is not 2-D (every model has biases
+    and norm gains) becomes one line that names the model's first such parameter and points to
+    :class:`framework.optim.Muon`, which sends those parameters to AdamW."""
+    try:
+        return factory(groups)
+    except ValueError as error:
+        if "only supports 2D parameters" not in str(error):
+            raise
+    # raised outside the handler, so that the config-key mapping (which reads the root cause) shows this message
+    others = [
+        (name, tuple(p.shape))
+        for group in groups
+        for name, p in zip(group.get("param_names", [""] * len(group["params"])), group["params"], strict=True)
+        if p.ndim != 2
+    ]
+    name, shape = others[0]
+    raise ValueError(
+        f"model.init_args.optimizer: torch.optim.Muon takes only 2-D parameters and this model has {len(others)} "
+        f"others (e.g. {name!r} of "
+        f"shape {shape}); use framework.optim.Muon, which gives them AdamW (same Muon update on the matrices)."
+    )
+
+
 def check_group_values_representable(optimizer: torch.optim.Optimizer) -> None:
     """Raise ``ValueError`` naming the hyperparameter when a numeric value of a parameter group (``lr``,
     ``weight_decay``, each of ``betas``, ...) is not finite or exceeds the largest number of its parameters' dtype:

@@ -220,6 +220,11 @@ def _bad_cohort_csv(tmp_path: Path) -> str:
             "model.init_args.optimizer.init_args.lr: lr=1e+300 is not representable in the parameters' float32",
         ),
         ("flow_matching", ["--trainer.logger=false"], "Cannot use `LearningRateMonitor` callback with `Trainer` that"),
+        (
+            "moe_transformer",
+            ["--model.init_args.optimizer=torch.optim.Muon"],
+            "model.init_args.optimizer: torch.optim.Muon takes only 2-D parameters and this model has 18 others",
+        ),
         ("gap_transformer", ["--data.init_args.val_fraction=1.5"], "data.init_args.val_fraction: val_fraction=1.5"),
         ("gap_transformer", ["--data.init_args.source=csv", _bad_cohort_csv], "lacks the required columns"),
     ],
