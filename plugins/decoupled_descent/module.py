@@ -193,11 +193,9 @@ class DecoupledDescentClassifier(FrameworkModule):
         self._eval_step("test", batch)
 
     def _eval_end(self, stage: str) -> float:
-        values = {k: self.metrics[f"{stage}_{k}"].compute() for k in ("error", "loss")}
-        for key, value in values.items():
-            self.log(f"{stage}/{key}", value)
-            self.metrics[f"{stage}_{key}"].reset()
-        return values["error"].item()
+        for key in ("error", "loss"):  # the Metric objects: Lightning logs their synced values and resets them
+            self.log(f"{stage}/{key}", self.metrics[f"{stage}_{key}"])
+        return self.metrics[f"{stage}_error"].compute().item()  # cached: Lightning's compute returns the same
 
     def on_validation_epoch_end(self) -> None:
         self.history["test_error"][self.global_step] = self._eval_end("val")  # error of W^{global_step}

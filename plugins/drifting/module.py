@@ -26,7 +26,8 @@ class DriftingGenerator(FrameworkModule):
     ``<stage>/energy``, ``<stage>/sliced_w2``, ``<stage>/w2`` and ``<stage>/overlap_ratio`` = Phi(q) / Phi(p),
     Phi(q) = E_{x~q, y~p} k(x, y) with the kernel at length ``overlap_scale`` x (mean held-out pairwise distance):
     the missing-mass monitor (this project's assumption, see README); at test also the moment-matched Gaussian
-    baseline (``test/*_gaussian_baseline``) and a figure of samples.
+    baseline (``test/*_gaussian_baseline``). The figure ``samples`` at the end of fit (the last validation's) and of
+    test.
 
     Args:
         dim: data dimension.
@@ -72,6 +73,7 @@ class DriftingGenerator(FrameworkModule):
         self.gen_batch, self.eval_samples = gen_batch, eval_samples
         self.overlap_scale, self.chunk_size = overlap_scale, chunk_size
         self._held_out: list[torch.Tensor] = []
+        self._last_val: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -103,7 +105,11 @@ class DriftingGenerator(FrameworkModule):
     test_step = validation_step
 
     def on_validation_epoch_end(self) -> None:
-        self._evaluate("val")
+        self._last_val = self._evaluate("val")  # drawn at the end of fit
+
+    def on_fit_end(self) -> None:
+        if self._last_val is not None:
+            self._figure(*self._last_val)
 
     def on_test_epoch_end(self) -> None:
         samples, data = self._evaluate("test")
@@ -124,6 +130,7 @@ class DriftingGenerator(FrameworkModule):
         return samples, data
 
     def _figure(self, samples: torch.Tensor, data: torch.Tensor) -> None:
+        """``samples``: generated points over held-out ones (2-D) or a grid of generated 8x8 images (64-D)."""
         if self.dim == 2:
             with figure(self.trainer, "samples", figsize=(4, 4)) as (_, ax):
                 scatter_samples(ax, samples, data, "generated")

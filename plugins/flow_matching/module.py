@@ -39,7 +39,8 @@ class FlowMatching(FrameworkModule):
     field from the same noise (an upper bound on W2 to the learned flow's law, isolating discretisation error;
     figure ``w2_vs_steps``), and ``test/euler_error_slope``, its log-log slope in k over k >= 8 (-1 for a
     first-order solver); ``test/lipschitz_max`` (figure ``lipschitz_vs_t``); and, when the data has an
-    analytic law, ``test/velocity_rel_mse`` = E||v_theta - u||^2 / E||u||^2 over t ~ U[0, 1], x ~ p_t.
+    analytic law, ``test/velocity_rel_mse`` = E||v_theta - u||^2 / E||u||^2 over t ~ U[0, 1], x ~ p_t. The figure
+    ``samples`` (2-D or 8x8 image data) at the end of fit (against validation points) and of test.
 
     Args:
         dim: data dimension (must match the data).
@@ -81,6 +82,7 @@ class FlowMatching(FrameworkModule):
         self.w2_steps = w2_steps if w2_steps is not None else [1, 2, 4, 8, 16, 32, 64]
         self.lipschitz_points = lipschitz_points
         self._test_data: list[torch.Tensor] = []
+        self._val_data: list[torch.Tensor] = []
 
     def setup(self, stage: str) -> None:
         self._data = self.data(FlowMatchingInputs)
@@ -102,8 +104,20 @@ class FlowMatching(FrameworkModule):
     def _eval_loss(self, x1: torch.Tensor, batch_idx: int) -> torch.Tensor:
         return cfm_loss(self.velocity, x1, torch.Generator().manual_seed(EVAL_SEED + batch_idx))
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_data = []
+
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self.log("val/loss", self._eval_loss(batch[0], batch_idx), prog_bar=True, sync_dist=True)
+        if sum(map(len, self._val_data)) < self.eval_samples:  # this process's held-out points for the fit figure
+            self._val_data.append(batch[0].detach())
+
+    def on_fit_end(self) -> None:
+        """The figure ``samples`` of the trained field against (this process's) validation points."""
+        if self._val_data:
+            held_out = torch.cat(self._val_data)[: self.eval_samples]
+            noise = torch.randn(len(held_out), self.dim, generator=torch.Generator().manual_seed(EVAL_SEED))
+            self._samples_figure(self.sample(noise.to(held_out)), held_out)
 
     def on_test_epoch_start(self) -> None:
         self._test_data = []
@@ -166,6 +180,10 @@ class FlowMatching(FrameworkModule):
         with figure(self.trainer, "lipschitz_vs_t", figsize=(4, 3)) as (_, ax):
             ax.plot(torch.linspace(0, 1, len(lipschitz)).tolist(), lipschitz.cpu().tolist(), "o-")
             ax.set(xlabel="t", ylabel="max ||D_x v(x, t)||_2", title="Empirical Lipschitz constant")
+        self._samples_figure(samples, data)
+
+    def _samples_figure(self, samples: torch.Tensor, data: torch.Tensor) -> None:
+        """``samples``: over held-out points (2-D) or a grid of 8x8 images (64-D); nothing for other dims."""
         if self.dim == 2:
             with figure(self.trainer, "samples", figsize=(4, 4)) as (_, ax):
                 scatter_samples(ax, samples, data, "samples")

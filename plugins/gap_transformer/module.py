@@ -7,6 +7,8 @@ model equals MSE(f, y - y_ref).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -15,12 +17,18 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from framework.figures import figure
 from framework.module import FrameworkModule, default_optimizer
-from framework_plugins.gap_transformer.datamodule import CohortBatch
+from framework_plugins.gap_transformer.datamodule import Cohort, CohortBatch
 from framework_plugins.gap_transformer.grud import GRUDNet
 from framework_plugins.gap_transformer.networks import GapAwareTransformerNet, STraTSNet
 from framework_plugins.gap_transformer.schema import FEATURES, STATIC
 
 N_VARIABLES, N_STATIC = len(FEATURES), len(STATIC)
+
+
+class AnchoredCohort(Protocol):
+    """What ``predict`` reads from the datamodule to name its rows: the prepared cohort (anchors and splits)."""
+
+    cohort: Cohort
 
 
 def _metrics(prefix: str) -> MetricCollection:
@@ -33,7 +41,8 @@ class CDRSBForecaster(FrameworkModule):
     """Base: ``self.net`` maps (values, mask, times, visit_valid, static) -> (B,). Logs ``train/loss``,
     ``val/{mse,mae,pearson}``, ``test/{mse,mae,pearson}``, the LME's ``test/lme_{mse,mae,pearson}``,
     ``test/mse_reduction_vs_lme`` = (MSE_LME - MSE) / MSE_LME and ``test/pearson_gain_vs_lme`` = (r - r_LME) / |r_LME|
-    (all accumulated over the whole split), and a predicted-vs-observed figure at test."""
+    (all accumulated over the whole split), and the figure ``predicted_vs_observed`` at the end of fit (validation
+    split, from the last validation) and of test. ``predict`` rows carry the participant (RID) and anchor time."""
 
     net: nn.Module
 
@@ -46,6 +55,7 @@ class CDRSBForecaster(FrameworkModule):
             _metrics("test/lme_"),
         )
         self._test_points: list[torch.Tensor] = []
+        self._val_points: list[torch.Tensor] = []
 
     def forward(self, batch: CohortBatch) -> torch.Tensor:
         """y_hat (B,): ``net`` of the history, plus the LME reference ``y_ref`` when ``residual``."""
@@ -57,12 +67,20 @@ class CDRSBForecaster(FrameworkModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_points = []
+
     def validation_step(self, batch: CohortBatch, batch_idx: int) -> None:
-        self.val_metrics.update(self(batch), batch.y)
+        pred = self(batch)
+        self.val_metrics.update(pred, batch.y)
+        self._val_points.append(torch.stack([batch.y, pred, batch.y_ref], 1).detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute())
-        self.val_metrics.reset()
+        self.log_dict(self.val_metrics)  # the Metric objects: Lightning logs their synced values and resets them
+
+    def on_fit_end(self) -> None:
+        if self._val_points:
+            self._figure(torch.cat(self._val_points), "validation")
 
     def on_test_epoch_start(self) -> None:
         self._test_points = []
@@ -74,25 +92,41 @@ class CDRSBForecaster(FrameworkModule):
         self._test_points.append(torch.stack([batch.y, pred, batch.y_ref], 1).detach().cpu())
 
     def on_test_epoch_end(self) -> None:
-        model, lme = self.test_metrics.compute(), self.lme_metrics.compute()
-        self.log_dict({**model, **lme})
+        model, lme = self.test_metrics.compute(), self.lme_metrics.compute()  # cached: Lightning logs the same
+        self.log_dict(self.test_metrics)  # the Metric objects: Lightning logs their synced values and resets them
+        self.log_dict(self.lme_metrics)
         self.log("test/mse_reduction_vs_lme", (lme["test/lme_mse"] - model["test/mse"]) / lme["test/lme_mse"])
         gain = (model["test/pearson"] - lme["test/lme_pearson"]) / lme["test/lme_pearson"].abs()
         self.log("test/pearson_gain_vs_lme", gain)
-        self.test_metrics.reset()
-        self.lme_metrics.reset()
-        self._figure(torch.cat(self._test_points))
+        self._figure(torch.cat(self._test_points), "test")
 
     def predict_step(self, batch: CohortBatch, batch_idx: int) -> torch.Tensor:
         return self(batch)
 
-    def _figure(self, points: torch.Tensor) -> None:
-        with figure(self.trainer, "test/predicted_vs_observed", figsize=(4, 4)) as (_, ax):
+    def prediction_columns(
+        self, batch: CohortBatch, prediction: torch.Tensor, index: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The columns of :class:`~framework.callbacks.PredictionWriter`'s file for one batch of the predict split
+        (the test split, rows ``index``): ``participant`` (RID), ``anchor_years`` (anchor time in years since the
+        participant's baseline), ``observed`` (y), ``lme`` (y_ref) and ``prediction``."""
+        cohort = self.data(AnchoredCohort).cohort
+        rows = cohort.index["test"][index.cpu().numpy()]
+        return {
+            "participant": torch.as_tensor(cohort.anchors.rid[rows]),
+            "anchor_years": torch.as_tensor(cohort.anchors.years[rows]),
+            "observed": batch.y,
+            "lme": batch.y_ref,
+            "prediction": prediction,
+        }
+
+    def _figure(self, points: torch.Tensor, split: str) -> None:
+        """Predicted against observed change, (n, 3) rows (y, prediction, y_ref) of ``split``."""
+        with figure(self.trainer, "predicted_vs_observed", figsize=(4, 4)) as (_, ax):
             ax.scatter(points[:, 0], points[:, 2], s=6, alpha=0.4, label="LME")
             ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.4, label=type(self).__name__)
             lo, hi = float(points.min()), float(points.max())
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            ax.set(xlabel="observed 24-month CDR-SB change", ylabel="predicted")
+            ax.set(xlabel="observed 24-month CDR-SB change", ylabel="predicted", title=f"{split} split")
             ax.legend(markerscale=2)
 
 

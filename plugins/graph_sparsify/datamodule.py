@@ -3,14 +3,15 @@ propagation, loss on the batch's nodes)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from framework.data import TensorSplitsDataModule
-from framework_plugins.graph_sparsify import datasets
+from framework_plugins.graph_sparsify import datasets, user_graph
 from framework_plugins.graph_sparsify.graph import (
     EpsCertificate,
     Sparsified,
@@ -22,6 +23,8 @@ from framework_plugins.graph_sparsify.graph import (
 )
 
 DATASETS = ("sbm", "rgg", "digits", "fashion_mnist", "cora", "paul15")
+# the names of DATASETS; any other string is a user's graph (a .pt file or an import path, see user_graph.py)
+DatasetName = Literal["sbm", "rgg", "digits", "fashion_mnist", "cora", "paul15"]
 SPARSIFIERS = ("effective_resistance", "uniform", "knn_prune", "none")
 
 
@@ -37,9 +40,23 @@ class GraphSparsifyData(TensorSplitsDataModule):
     After ``setup``: ``self.graph`` = {x (n, d), y (n,), dense_index, dense_weight, sparse_index, sparse_weight},
     ``self.certificate`` (measured eps of H vs G), ``self.sparsified`` and splits of node indices.
 
+    Your own graph (a torch_geometric ``Data`` or one-graph ``InMemoryDataset``): ``dataset`` = a ``.pt`` file or an
+    import path, checked by :func:`framework_plugins.graph_sparsify.user_graph.node_graph` (x float (n, d), y
+    integer (n,), edge_index (2, m), optional edge_weight (m,); made undirected, self-loops dropped).
+
     Args:
-        dataset: ``sbm`` | ``rgg`` | ``digits`` (kNN over sklearn digits) | ``fashion_mnist`` | ``cora`` |
-            ``paul15`` (the last three from local files under ``root`` / at ``path``).
+        dataset: a built-in graph, ``sbm`` | ``rgg`` | ``digits`` (kNN over sklearn digits) | ``fashion_mnist`` |
+            ``cora`` | ``paul15`` (the last three from local files under ``root`` / at ``path``); or your own
+            graph: a file ``*.pt`` (``torch.save(data, path)`` of a torch_geometric Data, a dict of tensors, or
+            ``InMemoryDataset.save`` of one graph; read with weights_only=True, never running code) or the import
+            path ``package.module.Name`` of a PyG dataset class or of a function returning a Data, called with
+            ``dataset_kwargs``.
+        dataset_kwargs: keyword arguments of the class or function that ``dataset`` names by import path (e.g.
+            ``{avg_num_nodes: 500, num_channels: 16, num_classes: 4, task: node}`` for
+            ``torch_geometric.datasets.FakeDataset``); null = none. Only with an import path.
+        split: ``random`` (seeded split by ``train_fraction`` / ``val_fraction``) or ``masks`` (the graph's own
+            bool ``train_mask`` and ``val_mask``, and ``test_mask`` or else the remaining nodes; your own graphs
+            only).
         sparsifier: ``effective_resistance`` (Spielman-Srivastava) | ``uniform`` (same edge budget as
             effective_resistance would keep, or ``keep_fraction``) | ``knn_prune`` (``prune_k``) | ``none`` (H = G).
         eps: target eps, q = oversampling n ln n / eps^2. Overridden by ``keep_fraction`` (the edge budget; q by
@@ -75,7 +92,9 @@ class GraphSparsifyData(TensorSplitsDataModule):
 
     def __init__(
         self,
-        dataset: Literal["sbm", "rgg", "digits", "fashion_mnist", "cora", "paul15"] = "sbm",
+        dataset: DatasetName | str = "sbm",
+        dataset_kwargs: dict[str, Any] | None = None,
+        split: Literal["random", "masks"] = "random",
         sparsifier: Literal["effective_resistance", "uniform", "knn_prune", "none"] = "effective_resistance",
         eps: float = 0.5,
         keep_fraction: float | None = None,
@@ -102,8 +121,17 @@ class GraphSparsifyData(TensorSplitsDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size, seed)
-        if dataset not in DATASETS:
-            raise ValueError(f"data.init_args.dataset={dataset!r} is unknown; choose one of {DATASETS}.")
+        source = "builtin" if dataset in DATASETS else user_graph.graph_source(dataset)
+        if dataset_kwargs is not None and source != "import":
+            raise ValueError(
+                f"data.init_args.dataset_kwargs={dataset_kwargs!r} is only for a dataset given by import path, not "
+                f"for {dataset!r}; remove it."
+            )
+        if split == "masks" and source == "builtin":
+            raise ValueError(
+                f"data.init_args.split='masks' needs a graph with train_mask / val_mask; the built-in {dataset!r} "
+                "has none: use split random."
+            )
         if sparsifier not in SPARSIFIERS:
             raise ValueError(f"data.init_args.sparsifier={sparsifier!r} is unknown; choose one of {SPARSIFIERS}.")
         if keep_fraction is not None and not 0 < keep_fraction <= 1:
@@ -115,8 +143,20 @@ class GraphSparsifyData(TensorSplitsDataModule):
         self.certificate: EpsCertificate | None = None
         self.sparsified: Sparsified | None = None
 
-    def build(self) -> datasets.NodeGraph:
-        """G with features and labels, from the configured dataset."""
+    def build(self) -> tuple[datasets.NodeGraph, dict[str, torch.Tensor]]:
+        """G with features and labels from the configured dataset, and the node indices of the graph's own
+        train / val / test masks with ``split: masks`` (else ``{}``)."""
+        hp = self.hparams
+        if hp.dataset not in DATASETS:
+            if user_graph.graph_source(hp.dataset) == "file":
+                data = user_graph.read_graph_file(hp.dataset)
+            else:
+                data = user_graph.import_graph(hp.dataset, hp.dataset_kwargs)
+            return user_graph.node_graph(data, hp.dataset, masks=hp.split == "masks")
+        return self.build_builtin(), {}
+
+    def build_builtin(self) -> datasets.NodeGraph:
+        """G with features and labels, from the built-in dataset ``dataset`` names."""
         hp = self.hparams
         if hp.dataset == "sbm":
             return datasets.sbm(
@@ -158,7 +198,13 @@ class GraphSparsifyData(TensorSplitsDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        self.graph, self.sparsified, self.certificate = _prepare(self, tuple(sorted(self.hparams.items())))
+        dataset = self.hparams.dataset
+        stamp = os.stat(dataset).st_mtime_ns if os.path.isfile(dataset) else None  # a rewritten file is re-read
+        key = repr((sorted(self.hparams.items()), stamp))
+        self.graph, self.sparsified, self.certificate, given = _prepare(self, key)
+        if given:
+            self.splits = {name: (nodes,) for name, nodes in given.items()}
+            return
         n = len(self.graph["y"])
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.hparams.seed))
         n_train, n_val = int(self.hparams.train_fraction * n), int(self.hparams.val_fraction * n)
@@ -169,14 +215,16 @@ class GraphSparsifyData(TensorSplitsDataModule):
         }
 
 
-_CACHE: dict[tuple, tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate]] = {}
+Prepared = tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate, dict[str, torch.Tensor]]
+_CACHE: dict[str, Prepared] = {}
 
 
-def _prepare(dm: GraphSparsifyData, key: tuple) -> tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate]:
-    """Build G, H and the certificate once per process and configuration (fit, test and predict of one config, as
-    in the conformance suite, reuse them; the tensors are never modified in place). Keeps the last 2 entries."""
+def _prepare(dm: GraphSparsifyData, key: str) -> Prepared:
+    """Build G, H, the certificate and the graph's own splits once per process and configuration (fit, test and
+    predict of one config, as in the conformance suite, reuse them; the tensors are never modified in place). Keeps
+    the last 2 entries."""
     if key not in _CACHE:
-        g = dm.build()
+        g, given = dm.build()
         sparsified = dm.sparsify(g.adjacency)
         certificate = spectral_eps(g.adjacency, sparsified.adjacency, seed=dm.hparams.seed)
         dense_index, dense_weight = edges(g.adjacency)
@@ -191,5 +239,5 @@ def _prepare(dm: GraphSparsifyData, key: tuple) -> tuple[dict[str, torch.Tensor]
         }
         while len(_CACHE) >= 2:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = (graph, sparsified, certificate)
+        _CACHE[key] = (graph, sparsified, certificate, given)
     return _CACHE[key]

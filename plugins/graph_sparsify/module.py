@@ -44,8 +44,8 @@ class TwinSparsifiedGNN(FrameworkModule):
     Logged: ``train/loss``, ``train/loss_dense``, ``train/loss_sparse``, ``train/weight_distance`` (after each step);
     ``<stage>/loss``, ``<stage>/acc`` (dense model on G), ``<stage>/acc_sparse`` (sparse twin on H),
     ``<stage>/acc_dense_weights_on_sparse`` (dense model's weights on H), ``<stage>/eps_hat`` (measured eps),
-    ``<stage>/kept_fraction`` and ``<stage>/weight_distance``; ``test/filter_gap``; a figure of the weight distance at
-    the end of fit.
+    ``<stage>/kept_fraction`` and ``<stage>/weight_distance``; ``test/filter_gap``; the figure
+    ``weight_distance`` (over the fit's steps, kept in the checkpoint) at the end of fit and of test.
 
     Args:
         kind: the filter family: ``cheb`` (ChebConv with a fixed lambda_max), ``sgc`` (SGConv A_hat^K X W),
@@ -166,9 +166,8 @@ class TwinSparsifiedGNN(FrameworkModule):
     def _eval_end(self, stage: str) -> None:
         names = {"dense": "acc", "sparse": "acc_sparse", "cross": "acc_dense_weights_on_sparse"}
         for which, name in names.items():
-            metric = self.metrics[f"{stage}_{which}"]
-            self.log(f"{stage}/{name}", metric.compute())
-            metric.reset()
+            # the Metric object: Lightning logs its value (synced across processes) and resets it
+            self.log(f"{stage}/{name}", self.metrics[f"{stage}_{which}"])
         for key, value in self.data_info.items():
             self.log(f"{stage}/{key}", value)
         self.log(f"{stage}/weight_distance", float(weight_distance(self.dense_model, self.sparse_model)))
@@ -179,6 +178,7 @@ class TwinSparsifiedGNN(FrameworkModule):
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
         self.log("test/filter_gap", self.fixed_filter_gap())
+        self._figure()
 
     def fixed_filter_gap(self) -> float:
         """||p(L~_H) - p(L~_G)||_2 of the fixed Chebyshev filter with coefficients ``filter_coeffs`` (depends on G and
@@ -196,6 +196,13 @@ class TwinSparsifiedGNN(FrameworkModule):
         """(2, batch, C): logits of the dense model on G and of the sparse twin on H at the batch's nodes."""
         idx = batch[0]
         return torch.stack([self.run(self.dense_model, "dense")[0][idx], self.run(self.sparse_model, "sparse")[0][idx]])
+
+    def prediction_columns(
+        self, batch: list[torch.Tensor], prediction: torch.Tensor, index: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The predictions file's columns (:class:`~framework.callbacks.PredictionWriter`): ``node`` (the node's id
+        in the graph), ``dense_logits`` (C per node) and ``sparse_logits``."""
+        return {"node": batch[0], "dense_logits": prediction[0], "sparse_logits": prediction[1]}
 
     @torch.no_grad()
     def geometry_pairs(self) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
@@ -220,7 +227,17 @@ class TwinSparsifiedGNN(FrameworkModule):
         classes = self.graph["y"].to(self.device)[nodes]
         return features, torch.where(classes < self.hparams.num_classes // 2, 1.0, -1.0)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["graph_sparsify_history"] = self.history  # a resumed fit's or a test's figure has the whole curve
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("graph_sparsify_history", self.history))
+
     def on_fit_end(self) -> None:
+        self._figure()
+
+    def _figure(self) -> None:
+        """``weight_distance``: the relative twin-weight distance over the fit's steps (nothing without a history)."""
         if not self.history:
             return
         steps, dist = zip(*self.history, strict=True)

@@ -75,11 +75,20 @@ def exact_meta_objective(meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tas
     return value
 
 
-def expected_estimator(meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tasks, n_inner: int) -> list[torch.Tensor]:
-    """E_{D_in, D_o}[meta-gradient estimate of ``meta.estimator``] with |D_o| = 1 (one inner step, no
-    independent Hessian batch): sum over D_in of P(D_in; theta) sum over outer trajectories tau of
-    P(tau; theta') grad(outer surrogate), one gradient per parameter tensor. With ``score_baseline='pre_update'``
-    the one-trajectory pre-update batch D_b ~ pi_theta is enumerated too."""
+def expected_estimator(
+    meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tasks, n_inner: int, other_tasks_return: float = 0.0
+) -> list[torch.Tensor]:
+    """E_{D_in, D_o}[meta-gradient estimate of ``meta.estimator``] for one task, with |D_o| = 1 (one inner step, no
+    independent Hessian batch): sum over D_in of P(D_in; theta) sum over outer trajectories tau of P(tau; theta')
+    grad(outer surrogate), one gradient per parameter tensor. With ``score_baseline='pre_update'`` the
+    one-trajectory pre-update batch D_b ~ pi_theta is enumerated too.
+
+    With ``score_baseline='leave_one_task_out'`` the task's b is the mean J_hat of the *other* tasks of the
+    meta-batch, independent of this task's batches; the estimate is linear in b, so its expectation is the one at
+    the constant b = E[b] = ``other_tasks_return`` (0: a meta-batch of one task, whose b is 0). Without advantage
+    normalisation (sigma = 1) E[b grad L_score] = E[b] E[grad log P(D_in)] = 0, so every value gives the same
+    result (that of ``score_baseline='none'``). The enumerated outer trajectories are outcomes of one task, never
+    pseudo-tasks baselining each other."""
     trajs, env_logp = enumerate_trajectories(env, task)
     n_traj = trajs.rewards.shape[1]
     batches = all_batches(n_traj, n_inner)
@@ -91,6 +100,7 @@ def expected_estimator(meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tasks
     if meta.score_baseline == "pre_update":
         q = (meta.log_prob(params, trajs).sum(-1)[0] + env_logp).exp().detach()
         pre = [(repeat_task(select(trajs, torch.tensor([j])), n_traj), q[j]) for j in range(n_traj)]
+    baseline = torch.full((n_traj,), other_tasks_return, dtype=env.dtype)
     total = torch.zeros((), dtype=env.dtype)
     for w_in, index in zip(inner_weights, batches, strict=True):
         inner_batch = select(trajs, index)
@@ -100,12 +110,12 @@ def expected_estimator(meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tasks
         inner_many = repeat_task(inner_batch, n_traj)
         inner_terms = [(meta.log_prob(many_params, inner_many), inner_many)]
         for pre_batch, w_pre in pre:
-            surrogate = meta.outer_surrogate(many, outer, inner_terms, pre_batch)
+            surrogate = meta.outer_surrogate(many, outer, inner_terms, pre_batch, baseline)
             total = total + w_in * w_pre * (outer_w * surrogate).sum()
     return list(torch.autograd.grad(total, list(meta.policy.parameters())))
 
 
-def _flat(policy: MLPPolicy) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
+def flatten_policy(policy: MLPPolicy) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
     """The policy's parameters as one flat vector and the map back to a params dict."""
     names = [n for n, _ in policy.named_parameters()]
     shapes = [p.shape for p in policy.parameters()]
@@ -127,7 +137,7 @@ def hessians(policy: MLPPolicy, env: TensorTaskEnv, task: Tasks, gamma: float) -
     with reward-to-go (drops the outer products: biased); expectations exact over all trajectories."""
     trajs, env_logp = enumerate_trajectories(env, task)
     per = as_tasks(trajs)
-    flat0, unflatten = _flat(policy)
+    flat0, unflatten = flatten_policy(policy)
 
     def logp(flat: torch.Tensor) -> torch.Tensor:  # (M, 1, H)
         return policy.log_prob(per_task(unflatten(flat), 1), trajs.obs, trajs.actions).transpose(0, 1)

@@ -7,11 +7,17 @@ Meta-objective (SG-MRL): V(theta) = E_{D_0..D_{K-1}} [ J(theta_K) ]. Its exact g
 
 Estimators (``estimator``), from one outer batch D_o ~ pi_{theta_K}:
 
-- ``sgmrl`` (default): grad of L_pg(theta_K(theta); D_o) through the inner steps (second order) plus the
-  score-function term ((J_hat(D_o) - b) / sigma) grad sum_k L_score(theta_k; D_k), sigma = the outer advantages'
-  scale, b any baseline independent of the task's D_k: the leave-one-task-out mean of J_hat, or J_hat of an extra
-  pre-update batch D_b ~ pi_theta of the same task (``pre_update``: removes the task-difficulty part of J_hat,
-  which otherwise multiplies the zero-mean score). Unbiased for grad V (exact check in the tests).
+- ``sgmrl`` (default): the unbiased estimator of the SG-MRL theory. grad of L_pg(theta_K(theta); D_o) through the
+  inner steps (second order) plus the score-function term ((J_hat(D_o) - b) / sigma) grad sum_k L_score(theta_k;
+  D_k), sigma = the outer advantages' scale, b any baseline independent of the task's D_k: the leave-one-task-out
+  mean of J_hat, or J_hat of an extra pre-update batch D_b ~ pi_theta of the same task (``pre_update``: removes the
+  task-difficulty part of J_hat, which otherwise multiplies the zero-mean score). Unbiased for grad V (exact check
+  in the tests).
+- ``sgmrl_released``: the score term as in the authors' released ``vpg_sgmrl.py`` (kristian-georgiev/SGMRL): the
+  coefficient is stop_grad(mean over the steps of D_o of the outer advantages normalised per task, as their
+  configs' ``normalize_adv: true`` does), times sum_{n,t} log pi_theta on the first inner batch D_0 only. A mean of
+  advantages standardised to zero mean is 0 up to rounding, so this is MAML plus a term of size ~1e-17 (its
+  expectation is exactly E[MAML]; biased for grad V). Offered to reproduce what was published, not as SG-MRL.
 - ``maml``: the same without the score term (the usual second-order MAML; biased for grad V).
 - ``fomaml``: first-order MAML, d theta_K / d theta := I.
 - ``sgmrl_hessian_batch``: the Jacobian of each inner step is I + alpha H_hat(D_h) with the DiCE Hessian of an
@@ -39,8 +45,8 @@ from framework_plugins.meta_rl.estimators import (
 from framework_plugins.meta_rl.policy import MLPPolicy, Params, per_task
 from framework_plugins.meta_rl.rollout import Trajectories, rollout
 
-Estimator = Literal["sgmrl", "maml", "fomaml", "sgmrl_hessian_batch"]
-ESTIMATORS = ("sgmrl", "maml", "fomaml", "sgmrl_hessian_batch")
+Estimator = Literal["sgmrl", "sgmrl_released", "maml", "fomaml", "sgmrl_hessian_batch"]
+ESTIMATORS = ("sgmrl", "sgmrl_released", "maml", "fomaml", "sgmrl_hessian_batch")
 ScoreBaseline = Literal["leave_one_task_out", "pre_update", "none"]
 SCORE_BASELINES = ("leave_one_task_out", "pre_update", "none")
 
@@ -125,18 +131,27 @@ class MetaPolicyGradient(nn.Module):
         outer: Trajectories,
         inner: list[tuple[torch.Tensor, Trajectories]],
         pre_update: Trajectories | None = None,
+        baseline: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-task surrogate ``(T,)``: L_pg(theta_K; D_o) [+ ((J_hat(D_o) - b) / sigma) sum_k L_score(theta_k; D_k)
-        for ``sgmrl``]. ``inner`` lists (log pi_{theta_k} on D_k ``(T, N, H)``, D_k) of the inner steps, the
-        log-probabilities differentiable in theta. ``pre_update``: an extra batch D_b ~ pi_theta, independent of
-        the D_k, whose J_hat is b for ``score_baseline='pre_update'``."""
+        for ``sgmrl``; + stop(mean(A_norm(D_o))) L_score(theta_0; D_0) for ``sgmrl_released``]. ``inner`` lists
+        (log pi_{theta_k} on D_k ``(T, N, H)``, D_k) of the inner steps, the log-probabilities differentiable in
+        theta. ``pre_update``: an extra batch D_b ~ pi_theta, independent of the D_k, whose J_hat is b for
+        ``score_baseline='pre_update'``. ``baseline``: b ``(T,)`` given explicitly for ``leave_one_task_out``, in
+        place of the mean over the other rows (for exact expectations, whose rows are outcomes of one task, not
+        tasks)."""
         adv, scale = self.advantages(outer)
         surrogate = pg_surrogate(self.log_prob(adapted, outer), adv, outer.mask)
+        if self.estimator == "sgmrl_released":
+            normalised, _ = compute_advantages(outer, self.gamma, self.gae_lambda, self.baseline, normalize=True)
+            coefficient = (normalised * outer.mask).sum((1, 2)) / outer.mask.sum((1, 2))
+            logp, first = inner[0]
+            return surrogate + coefficient.detach() * score_surrogate(logp, first.mask)
         if self.estimator != "sgmrl":
             return surrogate
         value = per_step_return(outer, self.gamma)
         if self.score_baseline == "leave_one_task_out":
-            value = value - leave_one_task_out_mean(value)
+            value = value - (leave_one_task_out_mean(value) if baseline is None else baseline)
         elif self.score_baseline == "pre_update":
             if pre_update is None:
                 raise ValueError("score_baseline='pre_update' needs the independent pre-update batch D_b.")
@@ -151,9 +166,13 @@ class MetaPolicyGradient(nn.Module):
         n_traj: int,
         inner_steps: int = 1,
         generator: torch.Generator | None = None,
+        params: Params | None = None,
     ) -> MetaStep:
-        """Sample D_0..D_{K-1} (and D_h), adapt, sample D_o ~ pi_{theta_K}; return the surrogate and returns."""
-        params = per_task(self.policy.params(), len(next(iter(tasks.values()))))
+        """Sample D_0..D_{K-1} (and D_h), adapt, sample D_o ~ pi_{theta_K}; return the surrogate and returns.
+        ``params``: per-task parameters ``(T, ...)`` to start from (and to differentiate with respect to, which
+        gives every task's own estimate); default the policy's own, broadcast to the T tasks."""
+        if params is None:
+            params = per_task(self.policy.params(), len(next(iter(tasks.values()))))
         pre_update = None
         if self.estimator == "sgmrl" and self.score_baseline == "pre_update":
             pre_update = rollout(env, self.policy, params, tasks, n_traj, generator)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from framework.figures import figure
+from framework.figures import figure, mean_band
 from framework.module import FrameworkModule
 from framework_plugins.meta_rl.advantages import Baseline
 from framework_plugins.meta_rl.datamodule import TaskSeedStream
-from framework_plugins.meta_rl.envs import EnvName, make_env
+from framework_plugins.meta_rl.envs import EnvName, TensorBandit, TensorTabularMDP, make_env
+from framework_plugins.meta_rl.estimator_study import STATS, check_study_setting, estimator_study
 from framework_plugins.meta_rl.meta import Estimator, MetaPolicyGradient, ScoreBaseline
 from framework_plugins.meta_rl.policy import MLPPolicy
 
@@ -36,15 +38,25 @@ class MetaRL(FrameworkModule):
     ``train/post_return``, ``train/adaptation_gain``; ``val/pre_return``, ``val/post_return`` (after 1 inner
     step), ``val/adaptation_gain``; ``test/return_step<k>`` for k = 0..``test_inner_steps``, ``test/pre_return``,
     ``test/post_return``, ``test/adaptation_gain`` (after 1 step), ``test/final_return`` and the figure
-    ``adaptation_curve``. Returns are undiscounted episode sums.
+    ``adaptation_curve`` (mean over tasks with a 95% band; at the end of fit of the last validation's tasks after 1
+    inner step, at test after 0..``test_inner_steps``). ``predict`` rows carry their ``task`` seed.
+    Returns are undiscounted episode sums. With ``study_sizes``, the test also runs the
+    estimator study (:mod:`~framework_plugins.meta_rl.estimator_study`) at the current policy on the first test
+    task (rank 0): ``test/study_<stat>_<estimator>_N<n>`` for stat in bias, variance, variance_se, mse, mc_z
+    (relative to |grad V|) and ``test/study_grad_norm_N<n>``.
 
     Args:
-        env: task family: ``bandit`` (Bernoulli arms), ``tabular_mdp`` (random tabular MDPs), ``point`` (2-D
-            navigation to a random goal), ``cheetah_vel`` / ``cheetah_dir`` (HalfCheetah target velocity /
-            direction; need MuJoCo).
-        env_kwargs: the env's constructor arguments: ``horizon`` (every env), ``n_arms`` (bandit), ``n_states``,
-            ``n_actions``, ``reward_std`` (tabular_mdp); null = its defaults.
-        estimator: ``sgmrl`` (unbiased), ``maml``, ``fomaml`` or ``sgmrl_hessian_batch``.
+        env: task family, built in: ``bandit`` (Bernoulli arms), ``tabular_mdp`` (random tabular MDPs), ``point``
+            (2-D navigation to a random goal), ``cheetah_vel`` / ``cheetah_dir`` (HalfCheetah target velocity /
+            direction; need MuJoCo); or any gymnasium id registered with ``gymnasium.register`` whose env has
+            ``sample_tasks(n, rng)`` and ``set_task(task)`` (the TaskEnv protocol of the plugin README), given as
+            ``id`` or ``module:id`` (imports the module that registers it), e.g. ``framework/PointNav-v0``.
+        env_kwargs: the env's constructor arguments: ``horizon`` (every env; a registered id defaults to its
+            ``max_episode_steps``), ``n_arms`` (bandit), ``n_states``, ``n_actions``, ``reward_std``
+            (tabular_mdp), a registered id's own ``gymnasium.make`` keyword arguments; null = its defaults.
+        estimator: ``sgmrl`` (the unbiased estimator of the SG-MRL theory), ``sgmrl_released`` (the score term as in
+            the authors' released code: coefficient mean of per-task normalised advantages, ~0, so MAML in effect),
+            ``maml``, ``fomaml`` or ``sgmrl_hessian_batch``.
         hidden: hidden layer widths of the tanh MLP policy.
         init_log_std: initial log standard deviation of the Gaussian policy (continuous envs: point, cheetah_*;
             unused by the discrete bandit and tabular_mdp).
@@ -66,11 +78,15 @@ class MetaRL(FrameworkModule):
             parameter groups (YAML: ``class_path`` with ``init_args``); default Adam(lr=1e-3).
         lr_scheduler: callable optimizer -> LR scheduler, stepped after every outer step (YAML: ``class_path`` with
             ``init_args``); null = constant learning rate.
+        study_sizes: inner batch sizes N of the test-time estimator study (bias, variance and MSE of every
+            estimator against the exact meta-gradient, in float64); null = no study. Needs env bandit or
+            tabular_mdp with reward_std 0, baseline none, normalize_advantages false and gamma 1 (or horizon 1).
+        study_draws: Monte-Carlo draws of each estimator per N in the estimator study (>= 2).
     """
 
     def __init__(
         self,
-        env: EnvName = "point",
+        env: EnvName | str = "point",
         env_kwargs: dict[str, Any] | None = None,
         estimator: Estimator = "sgmrl",
         hidden: tuple[int, ...] = (100, 100),
@@ -86,6 +102,8 @@ class MetaRL(FrameworkModule):
         score_baseline: ScoreBaseline = "leave_one_task_out",
         optimizer: OptimizerCallable = adam,
         lr_scheduler: LRSchedulerCallable | None = None,
+        study_sizes: list[int] | None = None,
+        study_draws: int = 10000,
     ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
@@ -102,7 +120,15 @@ class MetaRL(FrameworkModule):
             policy, inner_lr, gamma, gae_lambda, baseline, normalize_advantages, estimator, score_baseline
         )
         self.inner_steps, self.test_inner_steps, self.n_traj = inner_steps, test_inner_steps, trajectories_per_task
+        if study_sizes is not None:
+            if not isinstance(self.env, TensorBandit | TensorTabularMDP) or getattr(self.env, "reward_std", 0.0):
+                raise ValueError("model.init_args.study_sizes needs env bandit or tabular_mdp with reward_std 0.")
+            if min(study_sizes, default=0) < 1 or study_draws < 2:
+                raise ValueError("model.init_args.study_sizes must be >= 1 and study_draws >= 2.")
+            check_study_setting(self.meta, self.env)
         self._curves: list[torch.Tensor] = []
+        self._study_seed: torch.Tensor | None = None
+        self._val_curves: torch.Tensor | None = None
 
     def on_train_start(self) -> None:  # a fit resumed mid-epoch starts here without on_train_epoch_start
         self.on_train_epoch_start()
@@ -148,6 +174,13 @@ class MetaRL(FrameworkModule):
         """Adaptation curves ``(tasks, test_inner_steps + 1)`` of the batch's held-out tasks."""
         return self._curve(batch, batch_idx, self.test_inner_steps)
 
+    def prediction_columns(
+        self, batch: list[torch.Tensor], prediction: torch.Tensor, index: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The predictions file's columns (:class:`~framework.callbacks.PredictionWriter`): ``task`` (the seed that
+        draws the held-out task) and ``return`` (the mean return after 0..``test_inner_steps`` inner steps)."""
+        return {"task": batch[0], "return": prediction}
+
     def on_validation_epoch_start(self) -> None:
         self._curves = []
 
@@ -157,19 +190,25 @@ class MetaRL(FrameworkModule):
         self._curves.append(self._curve(batch, batch_idx, 1))
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        if batch_idx == 0:
+            self._study_seed = batch[0][0].cpu()
         self._curves.append(self._curve(batch, batch_idx, self.test_inner_steps))
 
-    def _mean_curve(self) -> torch.Tensor:
-        return self.gather_rows(self._curves).mean(0)
-
     def on_validation_epoch_end(self) -> None:
-        curve = self._mean_curve()
+        curves = self.gather_rows(self._curves)
+        self._val_curves = curves.detach().cpu()  # the figure at the end of fit draws the last validation's
+        curve = curves.mean(0)
         self.log_dict(
             {"val/pre_return": curve[0], "val/post_return": curve[1], "val/adaptation_gain": curve[1] - curve[0]}
         )
 
+    def on_fit_end(self) -> None:
+        if self._val_curves is not None:
+            self._figure(self._val_curves, "validation")
+
     def on_test_epoch_end(self) -> None:
-        curve = self._mean_curve()
+        curves = self.gather_rows(self._curves)
+        curve = curves.mean(0)
         self.log_dict({f"test/return_step{k}": value for k, value in enumerate(curve)})
         self.log_dict(
             {
@@ -179,10 +218,36 @@ class MetaRL(FrameworkModule):
                 "test/final_return": curve[-1],
             }
         )
-        self._figure(curve)
+        self._figure(curves.detach().cpu(), "test")
+        if self.hparams.study_sizes is not None and self.trainer.global_rank == 0 and self._study_seed is not None:
+            self.log_dict(self._study(self._study_seed), rank_zero_only=True)
 
-    def _figure(self, curve: torch.Tensor) -> None:
+    def _study(self, seed: torch.Tensor) -> dict[str, float]:
+        """The estimator study on the task of ``seed`` at a float64 copy of the current policy."""
+        with torch.inference_mode(False), torch.enable_grad():  # tensors made under inference mode take no grad
+            env = make_env(self.hparams.env, **{**(self.hparams.env_kwargs or {}), "dtype": torch.float64})
+            task = env.tasks_from_seeds(seed.reshape(1).clone())
+            policy = copy.deepcopy(self.meta.policy).double()
+            rows = estimator_study(
+                policy,
+                env,
+                task,
+                self.meta.inner_lr,
+                self.meta.gamma,
+                tuple(self.hparams.study_sizes),
+                self.hparams.study_draws,
+                EVAL_SEED,
+            )
+        out = {f"test/study_grad_norm_N{r.n}": r.grad_norm for r in rows}
+        for r in rows:
+            out.update({f"test/study_{k}_{r.estimator}_N{r.n}": getattr(r, k) for k in STATS})
+        return out
+
+    def _figure(self, curves: torch.Tensor, split: str) -> None:
+        """``adaptation_curve``: mean return after 0..k inner steps over the ``split`` tasks (``curves``: (tasks,
+        k + 1)), with its 95% band over tasks."""
         with figure(self.trainer, "adaptation_curve", figsize=(4, 3)) as (_, ax):
-            ax.plot(range(len(curve)), curve.cpu().numpy(), marker="o")
+            mean_band(ax, list(range(curves.shape[1])), curves.numpy(), split, over="tasks", marker="o")
             title = f"{self.hparams.env}: {self.hparams.estimator}"
-            ax.set(xlabel="inner steps at test time", ylabel="mean return", title=title)
+            ax.set(xlabel="inner steps", ylabel="mean return", title=title, xticks=range(curves.shape[1]))
+            ax.legend(fontsize=7)

@@ -135,6 +135,7 @@ class TopoFisher(FrameworkModule):
         self.dtheta = torch.ones(n_params, dtype=torch.float64)
         self.exact_fisher: torch.Tensor | None = None
         self._held_out: list[list[torch.Tensor]] = []
+        self._val_fisher: torch.Tensor | None = None
 
     def setup(self, stage: str) -> None:
         self._data = data = self.data(SeedMatchedSimulations)
@@ -237,7 +238,11 @@ class TopoFisher(FrameworkModule):
         return self.compress(self.features(batch))
 
     def on_validation_epoch_end(self) -> None:
-        self._evaluate("val", self._held_out[0], self.exact_fisher)
+        self._val_fisher = self._evaluate("val", self._held_out[0], self.exact_fisher)
+
+    def on_fit_end(self) -> None:
+        if self.trainer.is_global_zero and self._val_fisher is not None:
+            self._figures(self._val_fisher, "val")
 
     def on_test_epoch_end(self) -> None:
         fisher = self._evaluate("test", self._held_out[0], self.exact_fisher)
@@ -248,7 +253,7 @@ class TopoFisher(FrameworkModule):
         for name, held_out in zip(self._data.test_simulators, self._held_out[1:], strict=True):
             self._evaluate(f"test/{name}", held_out, self._data.test_simulators[name].exact_fisher())
         if self.trainer.is_global_zero:
-            self._figures(fisher)
+            self._figures(fisher, "test")
 
     def _evaluate(self, prefix: str, held_out: list[torch.Tensor], exact: torch.Tensor | None) -> torch.Tensor:
         """Log ``<prefix>/log_det_F``, ``_split`` and (``exact`` known) ``info_ratio`` of the compressed held-out
@@ -269,9 +274,10 @@ class TopoFisher(FrameworkModule):
             for j in range(i, len(matrix)):
                 self.log(f"{key}_{i}{j}", matrix[i, j].float())
 
-    def _figures(self, fisher: torch.Tensor) -> None:
+    def _figures(self, fisher: torch.Tensor, split: str) -> None:
+        """``fisher_ellipses`` of the held-out F of ``split``; ``diagrams`` and ``filtration`` of its first item."""
         log_figure(self.trainer, "fisher_ellipses", fisher_figure(fisher, self.exact_fisher, self.dtheta))
-        x = self._data.splits["test"][0][:1, 0].to(self.device)
+        x = self._data.splits[split][0][:1, 0].to(self.device)
         if hasattr(self.summary, "diagrams"):
             with torch.no_grad():
                 log_figure(self.trainer, "diagrams", diagram_figure(self.summary.diagrams(x), self.summary.dims))

@@ -48,7 +48,8 @@ def diagram_figure(diagrams: Sequence, dims: Sequence[int]):
 
 
 def filtration_figure(x: torch.Tensor, filtered: torch.Tensor):
-    """The simulation (image or point cloud) and the function that is filtered (first item, first channel)."""
+    """The simulation (image or point cloud) and the function that is filtered (first item, first channel), each
+    colour map with its colour bar."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     sample = x[0].detach().cpu()
@@ -56,8 +57,9 @@ def filtration_figure(x: torch.Tensor, filtered: torch.Tensor):
         axes[0].scatter(sample[:, 0], sample[:, 1], s=3)
         axes[0].set_aspect("equal")
     else:
-        axes[0].imshow(sample.reshape(-1, *sample.shape[-2:])[0])
-    axes[1].imshow(filtered[0].detach().cpu().reshape(-1, *filtered.shape[-2:])[0])
+        fig.colorbar(axes[0].imshow(sample.reshape(-1, *sample.shape[-2:])[0]), ax=axes[0], shrink=0.8)
+    image = axes[1].imshow(filtered[0].detach().cpu().reshape(-1, *filtered.shape[-2:])[0])
+    fig.colorbar(image, ax=axes[1], shrink=0.8, label="filtration value")
     axes[0].set_title("simulation")
     axes[1].set_title("filtration")
     return fig

@@ -312,7 +312,7 @@ def test_callback_logs_the_energy_of_the_plain_loop_with_accumulation(one_thread
         assert f == pytest.approx(f_ref, rel=1e-10)
         assert e == pytest.approx(e_ref, rel=1e-10)
     assert expected[-1][2] < expected[1][2]
-    assert (tmp_path / "figures" / "energy.png").is_file()
+    assert (tmp_path / "figures" / "fit-1" / "energy.png").is_file()
 
 
 @pytest.mark.parametrize("orthogonalizer", ["regularized", "newton_schulz"])
@@ -354,4 +354,4 @@ def test_monitor_runs_in_a_real_muon_fit(tmp_path, orthogonalizer):
     if len(coefficients) == 1:
         assert metrics["energy/H"] - metrics["energy/f"] == pytest.approx(coefficients.pop() * metrics["energy/K"])
     assert metrics["energy/dissipation"] > 0
-    assert (run_dir / "figures" / "energy.png").is_file()
+    assert (run_dir / "figures" / "fit-1" / "energy.png").is_file()

@@ -98,10 +98,10 @@ def _fake_trainer(tmp_path, rank_zero: bool) -> SimpleNamespace:
 def test_figures_are_written_on_rank_zero_only_and_closed_on_every_rank(tmp_path):
     plt = pyplot()
     plt.close("all")
-    with figure(_fake_trainer(tmp_path / "zero", True), "a/b", figsize=(2, 2)) as (_, ax):
+    with figure(_fake_trainer(tmp_path / "zero", True), "a_b", figsize=(2, 2)) as (_, ax):
         ax.plot([0, 1], [0, 1])
-    assert (tmp_path / "zero" / "figures" / "a_b.png").is_file()
-    with figure(_fake_trainer(tmp_path / "one", False), "a/b") as (_, ax):
+    assert (tmp_path / "zero" / "figures" / "run-1" / "a_b.png").is_file()  # no stage running: job "run"
+    with figure(_fake_trainer(tmp_path / "one", False), "a_b") as (_, ax):
         ax.plot([0, 1], [0, 1])
     assert not (tmp_path / "one").exists()
     assert log_figure(_fake_trainer(tmp_path / "one", False), "c", plt.figure()) is None

@@ -424,6 +424,10 @@ def test_model_help_of_topofisher_is_short_and_lists_only_summary_networks(capsy
         ("framework_plugins.meta_rl.envs:EnvName", "framework_plugins.meta_rl.envs:ENVS"),
         ("framework_plugins.drifting.datamodule:Target", "framework_plugins.drifting.datamodule:TARGETS"),
         ("framework_plugins.flow_matching.targets:Target", "framework_plugins.flow_matching.targets:TARGETS"),
+        (
+            "framework_plugins.graph_sparsify.datamodule:DatasetName",
+            "framework_plugins.graph_sparsify.datamodule:DATASETS",
+        ),
     ],
 )
 def test_the_literal_choices_of_a_config_match_the_names_the_code_accepts(alias, runtime):

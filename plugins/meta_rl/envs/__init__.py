@@ -1,4 +1,6 @@
-"""Meta-RL task families: gymnasium envs (API, reference) and batched tensor envs (speed)."""
+"""Meta-RL task families: gymnasium envs (API, reference) and batched tensor envs (speed); any registered gymnasium
+env that follows the task protocol (:class:`~framework_plugins.meta_rl.envs.registered.TaskEnv`). Importing this
+package registers the built-in envs with gymnasium (ids in :data:`GYM_IDS`)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,22 @@ import gymnasium as gym
 from framework_plugins.meta_rl.envs.bandit import BanditEnv, TensorBandit
 from framework_plugins.meta_rl.envs.base import Tasks, TensorTaskEnv, draw_noise
 from framework_plugins.meta_rl.envs.point import PointNavEnv, TensorPointNav
+from framework_plugins.meta_rl.envs.registered import GYM_IDS, TaskEnv, make_registered_env, register_builtin_envs
 from framework_plugins.meta_rl.envs.tabular_mdp import TabularMDPEnv, TensorTabularMDP
 from framework_plugins.meta_rl.envs.vector import GymVectorTaskEnv
 
 ENVS = ("bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir")
-# the names of ENVS: make_env knows exactly these (no registry), so a config's env is checked when it is parsed
+# the names of ENVS, the built-in task families (tensor envs); any other env is a registered gymnasium id
 EnvName = Literal["bandit", "tabular_mdp", "point", "cheetah_vel", "cheetah_dir"]
+
+register_builtin_envs()
 
 
 def make_env(env: str, **kwargs: Any) -> TensorTaskEnv:
-    """The batched env of task family ``env`` (one of :data:`ENVS`); ``kwargs`` go to its constructor
-    (``horizon``, ``n_arms``, ``n_states``, ``n_actions``, ``reward_std``)."""
+    """The batched env of task family ``env``: one of :data:`ENVS` (``kwargs`` go to its constructor: ``horizon``,
+    ``n_arms``, ``n_states``, ``n_actions``, ``reward_std``), else a registered gymnasium id (``id`` or
+    ``module:id``) following the :class:`TaskEnv` protocol (:func:`make_registered_env`: ``horizon``, ``dtype``,
+    the rest to ``gymnasium.make``)."""
     if env == "bandit":
         return TensorBandit(**kwargs)
     if env == "tabular_mdp":
@@ -32,7 +39,7 @@ def make_env(env: str, **kwargs: Any) -> TensorTaskEnv:
         require_mujoco()
         kind = env.split("_")[1]
         return GymVectorTaskEnv(lambda: make_half_cheetah_task_env(kind), CheetahTasks(kind, **kwargs))
-    raise ValueError(f"env={env!r} is unknown; choose one of {ENVS}.")
+    return make_registered_env(env, **kwargs)
 
 
 def make_gym_env(name: str, **kwargs: Any) -> gym.Env:
@@ -46,11 +53,13 @@ def make_gym_env(name: str, **kwargs: Any) -> gym.Env:
 
 __all__ = [
     "ENVS",
+    "GYM_IDS",
     "BanditEnv",
     "EnvName",
     "GymVectorTaskEnv",
     "PointNavEnv",
     "TabularMDPEnv",
+    "TaskEnv",
     "Tasks",
     "TensorBandit",
     "TensorPointNav",
@@ -59,4 +68,6 @@ __all__ = [
     "draw_noise",
     "make_env",
     "make_gym_env",
+    "make_registered_env",
+    "register_builtin_envs",
 ]

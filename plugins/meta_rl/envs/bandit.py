@@ -27,8 +27,11 @@ class BanditEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(n_arms)
         self.task = {"means": np.full(n_arms, 0.5)}
 
-    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
-        return [{"means": self.np_random.random(self.n_arms)} for _ in range(n)]
+    def sample_tasks(self, n: int, rng: np.random.Generator | None = None) -> list[dict[str, np.ndarray]]:
+        """``n`` tasks drawn from ``rng`` (the env's ``np_random`` when None): the task protocol of
+        :class:`~framework_plugins.meta_rl.envs.registered.TaskEnv`."""
+        rng = self.np_random if rng is None else rng
+        return [{"means": rng.random(self.n_arms)} for _ in range(n)]
 
     def set_task(self, task: dict[str, np.ndarray]) -> None:
         self.task = {"means": np.asarray(task["means"], dtype=np.float64)}

@@ -40,10 +40,13 @@ class HalfCheetahTaskEnv(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.kind = kind
         self.task = {"velocity": np.array(1.0)} if kind == "vel" else {"direction": np.array(1.0)}
 
-    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
+    def sample_tasks(self, n: int, rng: np.random.Generator | None = None) -> list[dict[str, np.ndarray]]:
+        """``n`` tasks drawn from ``rng`` (the env's ``np_random`` when None): the task protocol of
+        :class:`~framework_plugins.meta_rl.envs.registered.TaskEnv`."""
+        rng = self.np_random if rng is None else rng
         if self.kind == "vel":
-            return [{"velocity": np.array(self.np_random.uniform(0.0, 2.0))} for _ in range(n)]
-        return [{"direction": np.array(self.np_random.choice([-1.0, 1.0]))} for _ in range(n)]
+            return [{"velocity": np.array(rng.uniform(0.0, 2.0))} for _ in range(n)]
+        return [{"direction": np.array(rng.choice([-1.0, 1.0]))} for _ in range(n)]
 
     def set_task(self, task: dict[str, np.ndarray]) -> None:
         self.task = {k: np.asarray(v, dtype=np.float64) for k, v in task.items()}

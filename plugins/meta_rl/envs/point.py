@@ -21,8 +21,11 @@ class PointNavEnv(gym.Env):
         self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, (2,), np.float32)
         self.task = {"goal": np.zeros(2)}
 
-    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
-        return [{"goal": self.np_random.uniform(-BOX, BOX, size=2)} for _ in range(n)]
+    def sample_tasks(self, n: int, rng: np.random.Generator | None = None) -> list[dict[str, np.ndarray]]:
+        """``n`` tasks drawn from ``rng`` (the env's ``np_random`` when None): the task protocol of
+        :class:`~framework_plugins.meta_rl.envs.registered.TaskEnv`."""
+        rng = self.np_random if rng is None else rng
+        return [{"goal": rng.uniform(-BOX, BOX, size=2)} for _ in range(n)]
 
     def set_task(self, task: dict[str, np.ndarray]) -> None:
         self.task = {"goal": np.asarray(task["goal"], dtype=np.float64)}

@@ -30,12 +30,15 @@ class TabularMDPEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(n_actions)
         self.set_task(self.sample_tasks(1)[0])
 
-    def sample_tasks(self, n: int) -> list[dict[str, np.ndarray]]:
+    def sample_tasks(self, n: int, rng: np.random.Generator | None = None) -> list[dict[str, np.ndarray]]:
+        """``n`` tasks drawn from ``rng`` (the env's ``np_random`` when None): the task protocol of
+        :class:`~framework_plugins.meta_rl.envs.registered.TaskEnv`."""
+        rng = self.np_random if rng is None else rng
         shape = (self.n_states, self.n_actions)
         return [
             {
-                "transitions": self.np_random.dirichlet(np.ones(self.n_states), size=shape),
-                "rewards": self.np_random.normal(1.0, 1.0, size=shape),
+                "transitions": rng.dirichlet(np.ones(self.n_states), size=shape),
+                "rewards": rng.normal(1.0, 1.0, size=shape),
             }
             for _ in range(n)
         ]

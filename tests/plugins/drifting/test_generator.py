@@ -78,4 +78,5 @@ def test_training_lowers_the_field_and_beats_a_moment_matched_gaussian(tmp_path)
     assert m["test/mmd"] < m["test/mmd_gaussian_baseline"]
     assert m["test/energy"] < 0.6 * m["test/energy_gaussian_baseline"]
     assert m["test/overlap_ratio"] == pytest.approx(1.0, abs=0.1)
-    assert (tmp_path / "run" / "figures" / "samples.png").is_file()
+    assert (tmp_path / "run" / "figures" / "fit-1" / "samples.png").is_file()
+    assert (tmp_path / "run" / "figures" / "test-1" / "samples.png").is_file()

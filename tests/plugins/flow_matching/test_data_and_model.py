@@ -56,4 +56,5 @@ def test_trained_quick_model_beats_a_moment_matched_gaussian(tmp_path):
     assert m["test/mmd"] < m["test/mmd_gaussian_baseline"]
     assert m["test/w2_N1"] > m["test/w2_N64"], "one Euler step should be far worse than 64"
     for name in ("w2_vs_steps", "lipschitz_vs_t", "samples"):
-        assert (tmp_path / "run" / "figures" / f"{name}.png").is_file()
+        assert (tmp_path / "run" / "figures" / "test-1" / f"{name}.png").is_file()
+    assert (tmp_path / "run" / "figures" / "fit-1" / "samples.png").is_file()

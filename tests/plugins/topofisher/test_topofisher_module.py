@@ -151,7 +151,7 @@ def test_moped_compressor_is_fitted_on_training_simulations_and_predicts_p_summa
     )
     model = TopoFisher(summary, compressor="moped", regularizer_weight=0.0, moped_sims=256, optimizer=adam)
     metrics = fit_and_test(model, data, steps=2, root=tmp_path)
-    assert (tmp_path / "figures" / "fisher_ellipses.png").is_file()
+    assert (tmp_path / "figures" / "test-1" / "fisher_ellipses.png").is_file()
     assert model.moped.abs().sum() > 0 and metrics["test/log_det_F"] > 0
     x = data.splits["test"][0][:4]
     assert model.eval()(x).shape == (4, 5, 2)
