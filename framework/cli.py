@@ -16,16 +16,20 @@ directory; if there is none it stops with an error instead of silently starting 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import Namespace
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelSummary
+from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -34,9 +38,11 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from framework.callbacks import (
     AtomicModelCheckpoint,
     FiniteGuard,
+    LineProgressBar,
     LoaderStateCallback,
     MetricHistory,
     NonFiniteError,
+    PlainModelSummary,
     PredictionWriter,
     RNGStateCallback,
 )
@@ -88,6 +94,21 @@ PLUGINS_USAGE = (
     "usage: framework plugins [NAME]: every installed plugin, or one plugin's classes with each init argument, "
     "its configs and experiment files."
 )
+# shapes a model takes from its datamodule: model.init_args.<name> is linked to the datamodule's attribute <name>
+# (where the model class has that argument and the datamodule that attribute); a config may still state it, equal.
+# Each name maps to how the error for a disagreeing stated value describes the data's value.
+LINKED_SHAPES = {"dim": "the data is {}-dimensional", "block_size": "the data's sequences are {} tokens long"}
+LINKED_KEYS = tuple(f"model.init_args.{name}:" for name in LINKED_SHAPES)  # config_differences lines about them
+# warnings nobody can act on, matched by the start of their message (every other warning still shows)
+KNOWN_NOISE = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's own use of torch's pytree, once per rank
+    r"Your `IterableDataset` has `__len__` defined",  # the framework's loaders run in-process (num_workers=0)
+    r"Checkpoint directory .* exists and is not empty",  # a run dir holds one fit: only a resume finds checkpoints
+)
+# Lightning's info lines that only advertise (matched by their start)
+NOISE_INFO = ("💡 Tip: For seamless cloud logging",)
+# W&B prints only warnings and errors; the summary names the offline run and its `wandb sync` (the user's env wins)
+WANDB_CONSOLE = {"WANDB_QUIET": "true", "WANDB_SHOW_INFO": "false"}
 USER_ERRORS = (
     CheckpointError,
     NonFiniteError,
@@ -130,13 +151,15 @@ class ConfigSaver(SaveConfigCallback):
         self.run_specific, self.argv, self.invocation = dict(run_specific or {}), list(argv or []), invocation
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml", skip_link_targets=False))
         self.resolved = config
         run_dir = Path(trainer.default_root_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         recipe_path = run_dir / self.config_filename
         if self.config_filename != "config.yaml" or not recipe_path.is_file():  # a resume keeps the first record
-            dumped = self.parser.dump(recipe(self.config, self.run_specific), skip_none=False, format="yaml")
+            dumped = self.parser.dump(
+                recipe(self.config, self.run_specific), skip_none=False, format="yaml", skip_link_targets=False
+            )
             recipe_path.write_text(RECIPE_HEADER + dump_yaml(yaml.safe_load(dumped)))
         run = self.invocation.as_dict()
         line = {
@@ -205,6 +228,7 @@ class FrameworkCLI(LightningCLI):
     def __init__(
         self, args: ArgsType = None, run: bool = True, extra_callbacks: list[Any] | None = None, **kwargs: Any
     ) -> None:
+        quiet_console()
         load_plugins()
         keep_strings_in_yaml()
         check_config_files(sys.argv[1:] if args is None else args)
@@ -243,6 +267,14 @@ class FrameworkCLI(LightningCLI):
                 raise
             raise mapped from err
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's subcommand parser, with ``verbose: false`` for ``validate`` and ``test``: their metrics are
+        printed once, untruncated, in the framework's summary (``--verbose true`` adds Lightning's table)."""
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if "verbose" in self._subcommand_method_arguments[subcommand]:
+            parser.set_defaults(verbose=False)
+        return parser
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--run_dir",
@@ -252,6 +284,8 @@ class FrameworkCLI(LightningCLI):
             "runs/<config dir>/<config name>/version_<k>, a new k per fit, the newest with --ckpt_path last.",
         )
         parser.add_lightning_class_args(AtomicModelCheckpoint, "checkpoint")
+        for name in LINKED_SHAPES:  # jsonargparse skips a link whose datamodule lacks the attribute or model the arg
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.set_defaults(
             {
                 "checkpoint.save_last": True,
@@ -311,7 +345,8 @@ class FrameworkCLI(LightningCLI):
         if self.checkpoint is None or not self.config.get("subcommand"):
             return
         subcommand = self.config["subcommand"]
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml"))[subcommand]
+        dumped = self.parser.dump(self.config, skip_none=False, format="yaml", skip_link_targets=False)
+        config = yaml.safe_load(dumped)[subcommand]
         ckpt_path = self.config[subcommand]["ckpt_path"]
         hparams = dict(self.checkpoint.get("hyper_parameters") or {})
         saved_class, model_class = hparams.pop("_class_path", None), (config.get("model") or {}).get("class_path")
@@ -322,6 +357,7 @@ class FrameworkCLI(LightningCLI):
             )
         if subcommand == "fit" and CONFIG_IN_CHECKPOINT in self.checkpoint:
             changed = config_differences(self.checkpoint[CONFIG_IN_CHECKPOINT], resume_fixed(config))
+            changed = [line for line in changed if not line.startswith(LINKED_KEYS)]  # they follow the data
             if changed:
                 raise CheckpointError(
                     f"resuming from {ckpt_path} with changed settings ({'; '.join(changed)}): a resume continues the "
@@ -334,6 +370,7 @@ class FrameworkCLI(LightningCLI):
         self.checkpoint = None  # not kept in memory for the whole run (Lightning loads the file itself to restore)
         init_args = (config.get("model") or {}).get("init_args") or {}
         overridden = config_differences(hparams, {k: init_args.get(k) for k in hparams}, prefix="model.init_args.")
+        overridden = [line for line in overridden if not line.startswith(LINKED_KEYS)]  # set from the data anyway
         if overridden and subcommand != "fit":
             print_once(
                 f"framework: note: the checkpoint's hyperparameters replace the config's: {'; '.join(overridden)}."
@@ -388,6 +425,67 @@ class FrameworkCLI(LightningCLI):
         self.model._log_hyperparams = False
         if self.datamodule is not None:
             self.datamodule._log_hyperparams = False
+        self.check_linked_shapes()
+        for logger in self.trainer.loggers:  # WandbLogger passes anonymous=None, which wandb warns has no effect
+            if isinstance(logger, WandbLogger) and logger._wandb_init.get("anonymous", False) is None:
+                del logger._wandb_init["anonymous"]
+
+    def check_linked_shapes(self) -> None:
+        """After the links of :data:`LINKED_SHAPES` set the model's ``dim`` / ``block_size`` from the datamodule: a
+        value the config states must agree (else one :class:`ConfigValueError` naming both keys), and the config
+        records the value the model was built with (config.yaml, checkpoints and loggers show it)."""
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        init_args = cfg.model.get("init_args") if isinstance(cfg.get("model"), Namespace) else None
+        for name in LINKED_SHAPES:
+            if init_args is not None and name not in init_args:
+                # a model without this argument: jsonargparse skips the link, but Lightning still records the linked
+                # value among the model's hyperparameters (and load_from_checkpoint would pass it to __init__)
+                self.model.hparams.pop(name, None)
+                continue
+            if init_args is None or not hasattr(self.datamodule, name):
+                continue
+            linked = getattr(self.datamodule, name)
+            if init_args[name] != linked and name in self.stated_model_arguments():
+                raise ConfigValueError(
+                    f"model.init_args.{name}={init_args[name]!r} but {LINKED_SHAPES[name].format(linked)} "
+                    f"(data.init_args.{name}={linked!r}): the model's {name} is linked to the datamodule's. Drop "
+                    f"model.init_args.{name} (it is then set from the data) or give both the same value."
+                )
+            init_args[name] = linked
+
+    def stated_model_arguments(self) -> set[str]:
+        """Which of :data:`LINKED_SHAPES` this command's config files and flags state as model init arguments (none
+        when the CLI was given a dict instead of a command line)."""
+        if not self.argv:
+            return set()
+        given = self.parser.parse_args(self.argv, defaults=False)
+        section = given.get(self.subcommand) if self.subcommand else given
+        model = section.get("model") if isinstance(section, Namespace) else None
+        init_args = model.get("init_args") if isinstance(model, Namespace) else None
+        return {name for name in LINKED_SHAPES if isinstance(init_args, Namespace) and name in init_args}
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer, with the framework's console defaults where the config leaves them open: the model summary
+        is :class:`~framework.callbacks.PlainModelSummary` (no FLOPs line of 0) unless ``enable_model_summary`` is set
+        or a ``ModelSummary`` callback is given, and when stdout is not a terminal (a log file, a SLURM job) the
+        progress bar is :class:`~framework.callbacks.LineProgressBar` (one line per epoch) unless
+        ``enable_progress_bar`` is false or a progress bar callback is given."""
+        config = self.config_init.get(str(self.subcommand), self.config_init).get("trainer") or {}
+        given = config.get("callbacks") or []
+        callbacks = list(given) if isinstance(given, list) else [given]
+        added: list[Any] = []
+        if config.get("enable_model_summary") is None and not any(isinstance(c, ModelSummary) for c in callbacks):
+            kwargs.setdefault("enable_model_summary", False)  # else Lightning adds its own summary as well
+            added.append(PlainModelSummary())
+        if (
+            config.get("enable_progress_bar") is not False
+            and not sys.stdout.isatty()
+            and not any(isinstance(c, ProgressBar) for c in callbacks)
+        ):
+            added.append(LineProgressBar())
+        if added:
+            kwargs.setdefault("callbacks", [*callbacks, *added])
+        return super().instantiate_trainer(**kwargs)
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
@@ -576,6 +674,26 @@ def finish_wandb_run() -> None:
 
 
 # -- output -----------------------------------------------------------------------------------------------------
+class DropNoiseInfo(logging.Filter):
+    """Drops Lightning's info lines that start with one of :data:`NOISE_INFO`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(NOISE_INFO)
+
+
+def quiet_console() -> None:
+    """Keep the console to what a researcher acts on: ignore the warnings of :data:`KNOWN_NOISE` (by message; any
+    other warning still shows), drop Lightning's advertising info lines and let W&B print only its warnings and
+    errors unless ``WANDB_QUIET`` / ``WANDB_SHOW_INFO`` are set (the summary says where the offline run is)."""
+    for pattern in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+    rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, DropNoiseInfo) for f in rank_zero_log.filters):
+        rank_zero_log.addFilter(DropNoiseInfo())
+    for key, value in WANDB_CONSOLE.items():
+        os.environ.setdefault(key, value)
+
+
 @rank_zero_only
 def print_summary(cli: FrameworkCLI, stage: str) -> None:
     """Print the metrics of ``stage`` and where the run's artefacts are (an offline W&B run: the directory of this
@@ -588,21 +706,26 @@ def print_summary(cli: FrameworkCLI, stage: str) -> None:
     run_dir = cli.run_dir
     ckpt = trainer.checkpoint_callback
     lines = [f"\n== {stage} finished: {type(cli.model).__name__} ==", f"run dir:     {run_dir}"]
-    for key, value in metrics.items():
-        lines.append(f"  {key:<32} {value:.6g}")
+    width = max(map(len, metrics), default=0)
+    lines.extend(f"  {key:<{width}}  {value:.6g}" for key, value in metrics.items())
     loaded = trainer.ckpt_path if stage != "fit" else None
     written = getattr(ckpt, "last_model_path", "") if ckpt is not None else ""
     if loaded or written:
         lines.append(f"checkpoint:  {loaded or written}{' (loaded)' if loaded else ''}")
     figures = run_dir / "figures"
     if figures.is_dir():
-        lines.append(f"figures:     {figures} ({len(list(figures.glob('*.png')))} png)")
+        lines.append(f"figures:     {figures} ({len(list(figures.rglob('*.png')))} png in {figures.name}/<job>-<n>/)")
     if stage == "predict":
-        lines.extend(f"predictions: {path}" for path in sorted(run_dir.glob("predictions*.pt")))
+        lines.extend(f"predictions: {path}" for path in sorted(run_dir.glob("predictions.*")))
     for logger in trainer.loggers:
-        offline_dir = offline_run_dir(logger.experiment) if isinstance(logger, WandbLogger) else None
+        if not isinstance(logger, WandbLogger):
+            continue
+        offline_dir = offline_run_dir(logger.experiment)
+        url = None if offline_dir is not None else getattr(logger.experiment, "url", None)
         if offline_dir is not None:
             lines.append(sync_hint(offline_dir))
+        elif url:  # an online run (WANDB_MODE=online): W&B itself prints only warnings and errors
+            lines.append(f"wandb:       {url}")
     print("\n".join(lines), flush=True)
 
 

@@ -8,6 +8,7 @@ from framework.callbacks.hamiltonian import HamiltonianMonitor
 from framework.callbacks.loader_state import LoaderStateCallback
 from framework.callbacks.metric_history import MetricHistory, read_history
 from framework.callbacks.predictions import PredictionWriter
+from framework.callbacks.progress import LineProgressBar, PlainModelSummary
 from framework.callbacks.rng_state import RNGStateCallback
 
 __all__ = [
@@ -15,9 +16,11 @@ __all__ = [
     "DecoupledProbe",
     "FiniteGuard",
     "HamiltonianMonitor",
+    "LineProgressBar",
     "LoaderStateCallback",
     "MetricHistory",
     "NonFiniteError",
+    "PlainModelSummary",
     "PredictionWriter",
     "ProbeFeatures",
     "RNGStateCallback",
