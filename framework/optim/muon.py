@@ -108,12 +108,12 @@ def _resolve_coefficients(spec: NsCoefficients, steps: int) -> list[tuple[float,
 
 def regularization_eps(group: dict[str, Any], stack: torch.Tensor) -> float | torch.Tensor:
     """eps of the regularized map for each matrix of a (n, rows, cols) stack of directions: ``reg_eps`` itself
-    (``absolute``) or ``reg_eps`` x ||u||_F / sqrt(min(rows, cols)) per matrix (``relative``; floored at 1e-30 so a
-    zero direction maps to zero)."""
+    (``absolute``) or ``reg_eps`` x ||u||_F / sqrt(min(rows, cols)) per matrix (``relative``; floored at 1e-15, whose
+    square float32 still holds, so a zero direction maps to zero)."""
     if group.get("reg_eps_units", "absolute") == "absolute":
         return float(group["reg_eps"])
     rms = stack.double().norm(dim=(-2, -1)) / math.sqrt(min(stack.shape[-2:]))
-    return (group["reg_eps"] * rms).clamp(min=1e-30)
+    return (group["reg_eps"] * rms).clamp(min=1e-15)
 
 
 class Muon(torch.optim.Optimizer):

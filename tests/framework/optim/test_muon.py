@@ -301,3 +301,17 @@ def test_auto_method_takes_the_gram_iteration_exactly_where_it_needs_fewer_flops
         other = "standard" if cheaper == "gram" else "gram"
         torch.testing.assert_close(auto, muon_update(shape, None, g.clone(), ns_coefficients="polar_express",
                                                      ns_method=other), rtol=1e-10, atol=1e-10)  # fmt: skip
+
+
+@pytest.mark.parametrize("units", ["relative", "absolute"])
+def test_regularized_step_on_a_zero_direction_is_zero_not_nan(units):
+    """A block whose momentum and gradient are zero (an unused expert) gets a zero update in float32."""
+    w = nn.Parameter(torch.ones(3, 8, 4))
+    opt = Muon([w], orthogonalizer="regularized", reg_eps_units=units, lr=0.1)
+    grad = torch.randn(3, 8, 4)
+    grad[1] = 0.0
+    w.grad = grad
+    opt.step()
+    assert torch.isfinite(w).all()
+    torch.testing.assert_close(w[1], torch.ones(8, 4), rtol=0, atol=0)
+    assert not torch.equal(w[0], torch.ones(8, 4))
