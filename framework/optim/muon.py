@@ -29,6 +29,7 @@ E blocks orthogonalized separately (blockwise Muon, e.g. MoE experts) unless ``b
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import defaultdict
@@ -92,10 +93,17 @@ def lr_scale_factor(rows: int, cols: int, mode: LrScale) -> float:
     return 1.0
 
 
+@functools.lru_cache(maxsize=16)
+def _polar_express(steps: int) -> tuple[tuple[float, float, float], ...]:
+    """Polar Express steps, derived once per step count (a param group may name ``polar_express`` itself, and the
+    group's spec is resolved on every optimizer step)."""
+    return tuple(polar_express_coefficients(steps))
+
+
 def _resolve_coefficients(spec: NsCoefficients, steps: int) -> list[tuple[float, float, float]]:
     """The per-step (a, b, c) list that ``ns_coefficients`` and ``ns_steps`` describe (Muon's Args)."""
     if spec == "polar_express":
-        return polar_express_coefficients(steps)
+        return list(_polar_express(steps))
     if spec == "jordan":
         return [NS_COEFFICIENTS] * steps
     if isinstance(spec, str):
