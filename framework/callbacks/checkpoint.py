@@ -20,6 +20,10 @@ class AtomicModelCheckpoint(ModelCheckpoint):
     buffers are not finite is refused with :class:`~framework.callbacks.NonFiniteError` (on every rank together)
     before anything is written. (The CLI turns the version counter off: a run directory holds one fit, so
     ``last.ckpt`` is always the newest checkpoint, also after a resume that changed a checkpoint setting.)
+
+    ``last.ckpt`` is refreshed at every save point also when a monitored metric did not improve: Lightning (2.5 and
+    later) rewrites it only at steps where it wrote a top-k checkpoint, which left ``last.ckpt`` at the best step of
+    an early-stopped run, so ``--ckpt_path last`` resumed (and evaluated) the wrong weights.
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -28,6 +32,22 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero and self.dirpath and Path(self.dirpath).is_dir():
             for stale in Path(self.dirpath).glob("*.ckpt.tmp"):
                 stale.unlink(missing_ok=True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: pl.Trainer) -> None:
+        """Write ``last.ckpt`` at an epoch-schedule save point where the parent class wrote nothing."""
+        due = self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0
+        if self.save_last and due and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         module = trainer.lightning_module

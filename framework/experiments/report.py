@@ -177,6 +177,28 @@ def curve_figure(path: Path, key: str, runs: dict[tuple[str, int], dict[str, Any
     plt.close(fig)
 
 
+def _early_stopping_lines(exp: dict[str, Any], ok: list[dict[str, Any]]) -> list[str]:
+    """One sentence on early stopping and the selected checkpoints (step ranges over the runs), when declared."""
+    stop = exp.get("early_stopping")
+    if not stop:
+        return []
+    selected = [r["selected"] for r in ok if r.get("selected")]
+    steps = sorted(s["step"] for s in selected if s.get("step") is not None)
+    stopped = sorted(s["stopped_step"] for s in selected)
+    spread = (
+        f" Selected steps {steps[0]}-{steps[len(steps) // 2]}-{steps[-1]} (min-median-max); training stopped at"
+        f" steps {stopped[0]}-{stopped[len(stopped) // 2]}-{stopped[-1]}."
+        if steps and stopped
+        else ""
+    )
+    return [
+        "",
+        f"Every fit and tuning trial stops early on `{stop['metric']}` ({stop['mode']}, patience {stop['patience']}"
+        f" validations, min_delta {stop['min_delta']:g}); the test evaluates the best validation checkpoint, and a"
+        f" tuning trial scores its best validation value.{spread}",
+    ]
+
+
 def _tuning_lines(out: Path, exp: dict[str, Any]) -> list[str]:
     tune = exp.get("tune")
     if not tune:
@@ -241,6 +263,7 @@ def render(
         + ", ".join(f"{k} {v}" for k, v in versions.items() if v)
         + ".",
     ]
+    lines += _early_stopping_lines(exp, ok)
     lines += _tuning_lines(out, exp)
     for metric, entry in summary.items():
         better = "lower" if entry["direction"] == "min" else "higher"

@@ -82,6 +82,7 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
         "spaces": {v.name: exp.space_for(v) for v in exp.variants} if exp.tune else {},
         "analysis": exp.analysis,
         "smoke": exp.smoke,
+        "early_stopping": None if exp.early_stopping is None else dict(exp.early_stopping.__dict__),
     }
 
 
@@ -139,6 +140,7 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
                 "workdir": str(workdir),
                 "study_name": f"{exp.name}-{variant.name}",
                 "seed": exp.tune.seed,
+                "objective": "last" if exp.early_stopping is None else "best",
                 "digest": digest,
                 "result": str(workdir / RESULT_FILE),
                 "log": str(workdir / "log.txt"),
@@ -178,6 +180,7 @@ def plan_runs(exp: Experiment, out: Path, best: dict[str, Path]) -> list[RunSpec
                     run_dir=out / "runs" / variant.name / f"seed_{seed}" / "run",
                     digest=args_digest(args),
                     curves=exp.curves,
+                    test_checkpoint="last" if exp.early_stopping is None else "best",
                 )
             )
     return specs

@@ -32,9 +32,16 @@ One YAML per paper experiment, at ``configs/<plugin>/experiments/<name>.yaml``::
       set: {trainer.max_steps: 5}
       trials: 2
     analysis: framework_plugins.flow_matching.analysis:exact_euler_tables   # optional custom report section
+    early_stopping: {metric: val/mse, mode: min, patience: 10}   # optional: see below
 
 Every run is ``framework fit`` then ``framework test --ckpt_path last`` with the arguments
 ``--config <base...> --config <variant configs...> --<key>=<value>... --config <tuned best.yaml>``.
+
+With ``early_stopping`` every fit and every tuning trial stops once ``metric`` has not improved for ``patience``
+validations (Lightning's ``EarlyStopping``, ``min_delta`` optional), the checkpoint callback keeps the best
+validation checkpoint, the test evaluates that checkpoint instead of the last one, and a tuning trial's objective is
+the best value of the tuning metric over its validations (the value the selected checkpoint would have). The callback
+and the monitor are ordinary config arguments of the run, so its recipe (``config.yaml``) reproduces them.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ TOP_LEVEL_KEYS = {
     "smoke",
     "analysis",
     "slurm",
+    "early_stopping",
 }
 DIRECTIONS = {"min": "min", "max": "max", "minimize": "min", "maximize": "max"}
 
@@ -93,6 +101,35 @@ class TuneSpec:
 
 
 @dataclass(frozen=True)
+class EarlyStoppingSpec:
+    """Stop a fit when ``metric`` (a validation metric) has not improved by ``min_delta`` for ``patience``
+    validations; the best validation checkpoint is the one tested."""
+
+    metric: str
+    mode: str  # "min" or "max"
+    patience: int
+    min_delta: float = 0.0
+
+    def args(self) -> list[str]:
+        """The run arguments that install it: Lightning's ``EarlyStopping`` appended to ``trainer.callbacks`` and the
+        checkpoint callback monitoring the same metric (so ``best_model_path`` is the selected checkpoint)."""
+        callback = {
+            "class_path": "lightning.pytorch.callbacks.EarlyStopping",
+            "init_args": {
+                "monitor": self.metric,
+                "mode": self.mode,
+                "patience": self.patience,
+                "min_delta": self.min_delta,
+            },
+        }
+        return [
+            f"--trainer.callbacks+={json.dumps(callback)}",
+            override_arg("checkpoint.monitor", self.metric),
+            override_arg("checkpoint.mode", self.mode),
+        ]
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A parsed experiment file (with the smoke size applied when asked)."""
 
@@ -116,6 +153,7 @@ class Experiment:
     analysis: str | None
     slurm: dict[str, Any]
     smoke: bool
+    early_stopping: EarlyStoppingSpec | None = None
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
@@ -137,6 +175,7 @@ class RunSpec:
     run_dir: Path
     digest: str
     curves: tuple[str, ...] = ()
+    test_checkpoint: str = "last"  # "best": the checkpoint callback's best_model_path (early stopping)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "args": list(self.args), "run_dir": str(self.run_dir), "curves": list(self.curves)}
@@ -276,7 +315,31 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
         analysis=raw.get("analysis"),
         slurm=dict(raw.get("slurm") or {}),
         smoke=smoke,
+        early_stopping=_early_stopping(path, raw.get("early_stopping")),
     )
+
+
+def _early_stopping(path: Path, raw: Any) -> EarlyStoppingSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "metric" not in raw or "patience" not in raw:
+        raise _fail(path, "early_stopping", raw, "give early_stopping: {metric: val/<m>, mode: min, patience: N}")
+    unknown = set(raw) - {"metric", "mode", "patience", "min_delta"}
+    if unknown:
+        raise _fail(path, "early_stopping", sorted(unknown), "it takes only metric, mode, patience and min_delta")
+    metric = str(raw["metric"])
+    if not metric.startswith("val/"):
+        raise _fail(path, "early_stopping.metric", metric, "stop on validation data only: use a val/<metric>")
+    mode = DIRECTIONS.get(str(raw.get("mode", "min")))
+    if mode is None:
+        raise _fail(path, "early_stopping.mode", raw.get("mode"), "use min or max")
+    patience = raw["patience"]
+    if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+        raise _fail(path, "early_stopping.patience", patience, "give a whole number of validations >= 1")
+    min_delta = raw.get("min_delta", 0.0)
+    if not isinstance(min_delta, (int, float)) or isinstance(min_delta, bool) or min_delta < 0:
+        raise _fail(path, "early_stopping.min_delta", min_delta, "give a number >= 0")
+    return EarlyStoppingSpec(metric=metric, mode=mode, patience=patience, min_delta=float(min_delta))
 
 
 def _tune(path: Path, raw: Any, variants: tuple[Variant, ...], seed: int, smoke_trials: Any) -> TuneSpec | None:
@@ -322,6 +385,8 @@ def run_args(exp: Experiment, variant: Variant, seed: int, best: Path | None = N
     args = [arg for cfg in (*exp.base, *variant.configs) for arg in ("--config", str(cfg))]
     args += [override_arg(k, v) for k, v in {**exp.overrides, **variant.overrides, **exp.smoke_overrides}.items()]
     args += [override_arg(key, seed) for key in exp.seed_keys]
+    if exp.early_stopping is not None:
+        args += exp.early_stopping.args()
     if best is not None:
         args += ["--config", str(best)]
     return args

@@ -31,15 +31,18 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 
 
 class OptunaPruning(pl.Callback):
-    """Report ``metric`` to the trial after every validation and stop the fit when the pruner says so.
+    """Report ``metric`` to the trial after every validation and stop the fit when the pruner says so; ``best`` is the
+    best value reported so far (``direction`` min or max).
 
     Raises ``optuna.TrialPruned`` from ``on_validation_end`` (Lightning re-raises it after its own clean-up), and a
     ``KeyError`` naming the available validation metrics when ``metric`` is not logged.
     """
 
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+    def __init__(self, trial: optuna.Trial, metric: str, direction: str = "min") -> None:
         self.trial = trial
         self.metric = metric
+        self.better = min if direction.startswith("min") else max
+        self.best: float | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -49,6 +52,7 @@ class OptunaPruning(pl.Callback):
             logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
             raise KeyError(f"tune metric {self.metric!r} is not logged by this model; it logs {logged}")
         self.trial.report(float(value), step=trainer.global_step)
+        self.best = float(value) if self.best is None else self.better(self.best, float(value))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.metric}={float(value):.6g} at step {trainer.global_step}")
 
@@ -113,6 +117,7 @@ def run_study(
     storage: str | None = None,
     study_name: str = "study",
     seed: int = 0,
+    objective: str = "last",
 ) -> dict[str, Any]:
     """Run (or resume) a study until it has ``trials`` finished trials; write ``workdir/best.yaml``.
 
@@ -120,6 +125,8 @@ def run_study(
         args: fit arguments every trial shares (``--config ...`` and overrides).
         space: the search space; metric: a ``val/`` metric; direction: ``min`` or ``max``.
         storage: an Optuna storage URL; default ``sqlite:///<workdir>/study.db``.
+        objective: a trial's value: ``last`` (the metric after the fit, for runs that test the last checkpoint) or
+            ``best`` (its best value over the fit's validations, for runs that test the best checkpoint).
 
     Returns:
         ``{"best": path of best.yaml, "params", "value", "trials": finished trials, "complete"}``.
@@ -134,25 +141,25 @@ def run_study(
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
     study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
 
-    def objective(trial: optuna.Trial) -> float:
+    def run_trial(trial: optuna.Trial) -> float:
         values = suggest(trial, space)
         run_dir = workdir / "trials" / f"trial_{trial.number}"
         overrides = [override_arg(k, v) for k, v in values.items()]
+        pruning = OptunaPruning(trial, metric, direction)
         try:
             cli = FrameworkCLI(
-                args=["fit", *args, *overrides, f"--run_dir={run_dir}", *QUIET],
-                extra_callbacks=[OptunaPruning(trial, metric)],
+                args=["fit", *args, *overrides, f"--run_dir={run_dir}", *QUIET], extra_callbacks=[pruning]
             )
         finally:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # trials are disposable; keep their logs
-        value = cli.trainer.callback_metrics.get(metric)
+        value = pruning.best if objective == "best" else cli.trainer.callback_metrics.get(metric)
         if value is None:
             raise KeyError(f"tune metric {metric!r} was not logged by the fit")
         return float(value)
 
     finished = sum(t.state in FINISHED for t in study.trials)
     if finished < trials:
-        study.optimize(objective, n_trials=trials - finished, catch=(NonFiniteError, FloatingPointError))
+        study.optimize(run_trial, n_trials=trials - finished, catch=(NonFiniteError, FloatingPointError))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise ExperimentError(f"study {study_name!r}: none of {len(study.trials)} trials completed (pruned or failed)")
@@ -183,6 +190,7 @@ def execute_tune(task: dict[str, Any]) -> dict[str, Any]:
             direction=task["direction"],
             study_name=task["study_name"],
             seed=task["seed"],
+            objective=task.get("objective", "last"),
         )
         return {"status": "ok", **result}
     except (Exception, SystemExit) as err:

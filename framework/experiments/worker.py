@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+import lightning.pytorch as pl
 
 from framework.callbacks import read_history
 from framework.cli import EXPERIMENT_ENV, FrameworkCLI
@@ -37,6 +40,28 @@ def one_line(err: BaseException) -> str:
     if isinstance(err, SystemExit):
         return f"exited with status {err.code} (argument error; the run's log.txt has the message)"
     return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+def selected_checkpoint(trainer: pl.Trainer) -> tuple[str, dict[str, Any]]:
+    """The best validation checkpoint of a finished fit (its checkpoint callback monitors the early-stopping metric),
+    and what the record keeps of it: the monitored value, its step, and the step training stopped at."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "")
+    if not path:
+        monitor = getattr(callback, "monitor", None)
+        raise RuntimeError(
+            f"early stopping: no best checkpoint (checkpoint.monitor={monitor!r} was never logged at a validation); "
+            "log that metric in validation_step or change early_stopping.metric"
+        )
+    match = re.search(r"step=(\d+)", Path(path).name)
+    return path, {
+        "selected": {
+            "metric": callback.monitor,
+            "value": float(callback.best_model_score),
+            "step": int(match.group(1)) if match else None,
+            "stopped_step": int(trainer.global_step),
+        }
+    }
 
 
 def execute_run(spec: RunSpec) -> dict[str, Any]:
@@ -65,7 +90,11 @@ def execute_run(spec: RunSpec) -> dict[str, Any]:
     try:
         fit = FrameworkCLI(args=["fit", *common])
         metrics = {k: float(v) for k, v in fit.trainer.callback_metrics.items() if k.startswith("val/")}
-        test = FrameworkCLI(args=["test", *common, "--ckpt_path=last"])
+        ckpt_path = "last"
+        if spec.test_checkpoint == "best":
+            ckpt_path, selected = selected_checkpoint(fit.trainer)
+            record.update(selected)
+        test = FrameworkCLI(args=["test", *common, f"--ckpt_path={ckpt_path}"])
         metrics.update({k: float(v) for k, v in test.trainer.callback_metrics.items() if k.startswith("test/")})
         record.update(status="ok", error=None, metrics=metrics, global_step=int(fit.trainer.global_step))
         record["curves"] = {key: read_history(spec.run_dir, key) for key in spec.curves}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from framework.callbacks import read_history
 from framework.cli import FrameworkCLI
 from framework.experiments.executors import LocalExecutor
 from framework.experiments.report import embed, latest_runs, missing_runs, summarize_experiment, write_report
@@ -259,3 +260,58 @@ def test_pruning_callback_stops_a_trial_through_the_cli(tmp_path: Path, monkeypa
             args=["fit", "--config", str(tmp_path / "base.yaml"), f"--run_dir={tmp_path / 'r2'}"],
             extra_callbacks=[OptunaPruning(study.ask(), "val/missing")],
         )
+
+
+# -- early stopping ------------------------------------------------------------------------------------------------
+DIVERGING = {"model.init_args.optimizer.init_args.lr": 1.0, "trainer.max_epochs": 6}  # val/loss rises after epoch 0
+
+
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        ({"metric": "test/loss", "patience": 2}, "early_stopping.metric='test/loss'"),
+        ({"metric": "val/loss", "patience": 0}, "early_stopping.patience=0"),
+        ({"metric": "val/loss", "patience": 2, "mode": "lowest"}, "early_stopping.mode='lowest'"),
+        ({"metric": "val/loss"}, "early_stopping="),
+    ],
+)
+def test_malformed_early_stopping_names_the_field(tmp_path: Path, stop: dict, expected: str) -> None:
+    with pytest.raises(ExperimentError, match=expected.replace("(", r"\(")):
+        load_experiment(write_experiment(tmp_path, early_stopping=stop))
+
+
+@pytest.mark.slow
+def test_early_stopping_tests_the_best_checkpoint_and_tunes_on_the_best_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SGD at lr 1 the toy regression diverges after its first validation (step 2, two batches an epoch): the run
+    must stop after ``patience`` worse validations, test the step-2 weights, and a tuning trial must score the best
+    validation value, not the last."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    stop = {"metric": "val/loss", "mode": "min", "patience": 2}
+    seed = {"values": [0], "sets": ["seed_everything", "data.init_args.seed"]}
+    path = write_experiment(
+        tmp_path, set=DIVERGING, seed=seed, variants={"sgd": []}, reference=None, early_stopping=stop
+    )
+    out, failed = run_experiment(path, tmp_path / "out")
+    (record,) = read_results(out)
+    history = read_history(Path(record["run_dir"]), "val/loss")
+    assert failed == 0 and [step for step, _ in history] == [2, 4, 6]  # stopped after two worse validations
+    assert history[0][1] < history[1][1] < history[2][1]
+    assert record["selected"]["step"] == 2 and record["selected"]["stopped_step"] == 6
+    assert record["selected"]["value"] == pytest.approx(history[0][1])
+    # the tested weights are the step-2 ones: their test loss is far below the last weights' (an independent test)
+    last = FrameworkCLI(args=["test", *run_args(load_experiment(path), load_experiment(path).variants[0], 0),
+                              f"--run_dir={record['run_dir']}", "--ckpt_path=last"])  # fmt: skip
+    assert record["metrics"]["test/loss"] < 1e-2 * float(last.trainer.callback_metrics["test/loss"])
+    report = write_report(out, figures=False).read_text()
+    assert "stops early on `val/loss`" in report and "Selected steps 2-2-2" in report
+
+    base = ["--config", str(tmp_path / "base.yaml"), *(f"--{k}={v}" for k, v in DIVERGING.items())]
+    base += ["--seed_everything=0", "--data.init_args.seed=0"]
+    args = [*base, *load_experiment(path).early_stopping.args()]
+    space = {"trainer.max_epochs": {"choices": [6]}}
+    best = run_study(args, space, "val/loss", 1, tmp_path / "best", study_name="b", objective="best")
+    last = run_study(base, space, "val/loss", 1, tmp_path / "last", study_name="l")
+    assert best["value"] == pytest.approx(history[0][1], rel=1e-6)
+    assert last["value"] > 1e3 * best["value"]  # the last validation of a run trained to the end

@@ -43,6 +43,19 @@ def test_a_second_fit_into_a_run_dir_is_refused_and_last_stays_the_newest(tmp_pa
     assert load_checkpoint_safely(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 2 * steps_per_epoch
 
 
+def test_last_is_the_newest_also_when_the_monitored_metric_got_worse(tmp_path):
+    """SGD at lr 1 diverges after the first epoch, so val/loss never improves again: last.ckpt must still hold the
+    final step (Lightning alone leaves it at the best one), and the best checkpoint stays the first epoch's."""
+    run_dir = tmp_path / "run"
+    args = ["--model.init_args.optimizer.init_args.lr=1.0", "--data.init_args.n=64", "--trainer.max_epochs=3"]
+    args += ["--checkpoint.monitor=val/loss"]
+    trainer = _fit(run_dir, *args).trainer
+    assert trainer.global_step == 3 * (trainer.global_step // 3) > 0
+    assert load_checkpoint_safely(run_dir / "checkpoints" / "last.ckpt")["global_step"] == trainer.global_step
+    best = load_checkpoint_safely(trainer.checkpoint_callback.best_model_path)
+    assert best["global_step"] == trainer.global_step // 3
+
+
 def test_resuming_with_a_changed_hyperparameter_is_refused_naming_it(tmp_path, capsys):
     run_dir = tmp_path / "run"
     steps_per_epoch = _fit(run_dir).trainer.global_step
