@@ -63,6 +63,10 @@ class PluginInfo:
         """The configs that run on built-in data (all but those below a ``real_data/`` folder)."""
         return tuple(c for c in self.configs if REAL_DATA_DIR not in c.relative_to(self.config_dir).parts[:-1])
 
+    def builtin_data_experiments(self) -> tuple[Path, ...]:
+        """The experiment files that run on built-in data (all but those below a ``real_data/`` folder)."""
+        return tuple(e for e in self.experiments if REAL_DATA_DIR not in e.relative_to(self.config_dir).parts[:-1])
+
 
 def _defined_subclasses(module: ModuleType, base: type) -> tuple[str, ...]:
     """Names of classes exported by ``module`` (its namespace or ``__all__``) that subclass ``base``."""

@@ -65,9 +65,7 @@ def experiment_record(exp: Experiment) -> dict[str, Any]:
     return {
         "name": exp.name,
         "plugin": exp.plugin,
-        "file": f"configs/{exp.plugin}/experiments/{exp.name}.yaml"
-        if exp.path.parent.name == "experiments"
-        else str(exp.path),
+        "file": exp.file,
         "title": exp.title,
         "description": exp.description,
         "variants": [v.name for v in exp.variants],
@@ -196,6 +194,12 @@ def run_experiment(
 ) -> tuple[Path, int]:
     """Run an experiment file; return its output directory and the number of failed runs."""
     exp = load_experiment(path, smoke=smoke)
+    missing = exp.missing_modules()
+    if missing:
+        raise ExperimentError(
+            f"{exp.path}: requires={list(exp.requires)}: {', '.join(missing)} cannot be imported here; install it "
+            f"(pip install {' '.join(missing)}, or the extra the plugin's README names) and run again"
+        )
     out = (out or default_out(exp)).absolute()
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out / EXPERIMENT_FILE, experiment_record(exp))

@@ -33,6 +33,7 @@ One YAML per paper experiment, at ``configs/<plugin>/experiments/<name>.yaml``::
       trials: 2
     analysis: framework_plugins.flow_matching.analysis:exact_euler_tables   # optional custom report section
     early_stopping: {metric: val/mse, mode: min, patience: 10}   # optional: see below
+    requires: [mujoco]                    # optional: modules it needs beyond the plugin's own extra
 
 Every run is ``framework fit`` then ``framework test --ckpt_path last`` with the arguments
 ``--config <base...> --config <variant configs...> --<key>=<value>... --config <tuned best.yaml>``.
@@ -47,6 +48,7 @@ and the monitor are ordinary config arguments of the run, so its recipe (``confi
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,7 +72,9 @@ TOP_LEVEL_KEYS = {
     "analysis",
     "slurm",
     "early_stopping",
+    "requires",
 }
+CONFIGS_DIR = "configs"  # configs/<plugin>/[real_data/]experiments/<name>.yaml
 DIRECTIONS = {"min": "min", "max": "max", "minimize": "min", "maximize": "max"}
 
 
@@ -154,6 +158,20 @@ class Experiment:
     slurm: dict[str, Any]
     smoke: bool
     early_stopping: EarlyStoppingSpec | None = None
+    requires: tuple[str, ...] = ()  # importable modules the experiment needs (e.g. mujoco)
+
+    def missing_modules(self) -> list[str]:
+        """The modules of ``requires`` that this environment cannot import."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
+
+    @property
+    def file(self) -> str:
+        """The file as the docs name it: ``configs/<plugin>/.../<name>.yaml`` for a built-in one, else its path."""
+        parts = self.path.parts
+        if CONFIGS_DIR in parts:
+            start = len(parts) - 1 - parts[::-1].index(CONFIGS_DIR)
+            return "/".join(parts[start:])
+        return str(self.path)
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
@@ -297,7 +315,7 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
     return Experiment(
         path=path,
         name=path.stem,
-        plugin=path.parent.parent.name if path.parent.name == "experiments" else path.parent.name,
+        plugin=_plugin_name(path),
         title=str(raw.get("title") or path.stem),
         description=str(raw.get("description") or "").strip(),
         base=tuple(_config_path(path, "base", item) for item in _as_list(raw.get("base") or [])),
@@ -316,7 +334,24 @@ def load_experiment(path: str | Path, smoke: bool = False) -> Experiment:
         slurm=dict(raw.get("slurm") or {}),
         smoke=smoke,
         early_stopping=_early_stopping(path, raw.get("early_stopping")),
+        requires=_requires(path, raw.get("requires")),
     )
+
+
+def _plugin_name(path: Path) -> str:
+    """The folder under ``configs/`` (``configs/<plugin>/[real_data/]experiments/x.yaml``), else the folder above
+    ``experiments/`` (or the file's own folder) for a file outside a configs tree."""
+    parts = path.parts
+    if CONFIGS_DIR in parts[:-2]:
+        return parts[len(parts) - parts[::-1].index(CONFIGS_DIR)]
+    return path.parent.parent.name if path.parent.name == "experiments" else path.parent.name
+
+
+def _requires(path: Path, raw: Any) -> tuple[str, ...]:
+    names = _as_list(raw) if raw is not None else []
+    if not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise _fail(path, "requires", raw, "give a list of importable module names, e.g. [mujoco]")
+    return tuple(names)
 
 
 def _early_stopping(path: Path, raw: Any) -> EarlyStoppingSpec | None:

@@ -315,3 +315,31 @@ def test_early_stopping_tests_the_best_checkpoint_and_tunes_on_the_best_value(
     last = run_study(base, space, "val/loss", 1, tmp_path / "last", study_name="l")
     assert best["value"] == pytest.approx(history[0][1], rel=1e-6)
     assert last["value"] > 1e3 * best["value"]  # the last validation of a run trained to the end
+
+
+# -- where a file lives and what it needs -------------------------------------------------------------------------
+def test_a_real_data_experiment_belongs_to_its_plugin_and_is_not_built_in(tmp_path: Path) -> None:
+    from framework.registry import PluginInfo
+
+    folder = tmp_path / "configs" / "graphs" / "real_data" / "experiments"
+    folder.mkdir(parents=True)
+    path = write_experiment(tmp_path)
+    moved = folder / "cora.yaml"
+    moved.write_text(path.read_text().replace("base.yaml", str(tmp_path / "base.yaml")))
+    exp = load_experiment(moved)
+    assert exp.plugin == "graphs" and exp.file == "configs/graphs/real_data/experiments/cora.yaml"
+    builtin = tmp_path / "configs" / "graphs" / "experiments" / "sbm.yaml"
+    info = PluginInfo(
+        name="graphs", module="m", experiments=(moved, builtin), config_dir=tmp_path / "configs" / "graphs"
+    )
+    assert info.builtin_data_experiments() == (builtin,)
+
+
+def test_an_experiment_that_requires_a_missing_module_is_refused_naming_it(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, requires=["yaml", "no_such_module_xyz"])
+    assert load_experiment(path).missing_modules() == ["no_such_module_xyz"]
+    with pytest.raises(ExperimentError, match=r"requires=\['yaml', 'no_such_module_xyz'\]: no_such_module_xyz"):
+        run_experiment(path, tmp_path / "out", smoke=True)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    with pytest.raises(ExperimentError, match="requires="):
+        load_experiment(write_experiment(tmp_path, requires=["not a module"]))
