@@ -9,8 +9,9 @@ from framework_plugins import builtin_config_dir
 from framework_plugins.graph_sparsify.datamodule import GraphSparsifyData
 from framework_plugins.graph_sparsify.geometry_probe import GeometryProbe
 from framework_plugins.graph_sparsify.module import TwinSparsifiedGNN
+from framework_plugins.graph_sparsify.sweep import SparsifierSweep
 
 CONFIG_DIR = builtin_config_dir("graph_sparsify")
 DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
-__all__ = ["GeometryProbe", "GraphSparsifyData", "TwinSparsifiedGNN"]
+__all__ = ["GeometryProbe", "GraphSparsifyData", "SparsifierSweep", "TwinSparsifiedGNN"]

@@ -38,7 +38,8 @@ class GraphSparsifyData(TensorSplitsDataModule):
     """Graph G from ``dataset``, sparsifier H by ``sparsifier``, seeded train/val/test node split.
 
     After ``setup``: ``self.graph`` = {x (n, d), y (n,), dense_index, dense_weight, sparse_index, sparse_weight},
-    ``self.certificate`` (measured eps of H vs G), ``self.sparsified`` and splits of node indices.
+    ``self.certificate`` (measured eps of H vs G), ``self.sparsified``, ``self.adjacency`` (G, scipy CSR) and splits
+    of node indices; :meth:`sparsifier_draw` draws further sparsifiers of G.
 
     Your own graph (a torch_geometric ``Data`` or one-graph ``InMemoryDataset``): ``dataset`` = a ``.pt`` file or an
     import path, checked by :func:`framework_plugins.graph_sparsify.user_graph.node_graph` (x float (n, d), y
@@ -142,6 +143,8 @@ class GraphSparsifyData(TensorSplitsDataModule):
         self.graph: dict[str, torch.Tensor] = {}
         self.certificate: EpsCertificate | None = None
         self.sparsified: Sparsified | None = None
+        self.adjacency: sp.csr_array | None = None
+        self._resistances: np.ndarray | None = None
 
     def build(self) -> tuple[datasets.NodeGraph, dict[str, torch.Tensor]]:
         """G with features and labels from the configured dataset, and the node indices of the graph's own
@@ -172,6 +175,20 @@ class GraphSparsifyData(TensorSplitsDataModule):
             return datasets.cora(hp.root)
         return datasets.paul15_knn(hp.path, hp.knn_k, hp.pca_dim)
 
+    def sparsifier_draw(self, samples_factor: float, draw: int) -> Sparsified:
+        """A fresh effective-resistance sparsifier of G (after ``setup``) with q = samples_factor n ln n draws
+        (``scheme``), seeded by (``seed``, ``draw``, samples_factor): independent of the H that ``sparsifier``
+        built and of every other draw. The resistances (``resistance``, ``jl_k``) are computed once."""
+        hp, a = self.hparams, self.adjacency
+        if a is None:
+            raise RuntimeError("sparsifier_draw needs setup() first (G is built there).")
+        if self._resistances is None:
+            self._resistances = resistances(a, hp.resistance, hp.jl_k, hp.seed)
+        n = a.shape[0]
+        seed = int(np.random.SeedSequence([hp.seed, draw, round(samples_factor * 1000)]).generate_state(1)[0])
+        q = int(np.ceil(samples_factor * n * np.log(n)))
+        return effective_resistance_sparsify(a, q=q, seed=seed, r=self._resistances, scheme=hp.scheme)
+
     def sparsify(self, a: sp.csr_array) -> Sparsified:
         """H from G's adjacency by the configured sparsifier (budgets as documented in the class)."""
         hp = self.hparams
@@ -201,7 +218,7 @@ class GraphSparsifyData(TensorSplitsDataModule):
         dataset = self.hparams.dataset
         stamp = os.stat(dataset).st_mtime_ns if os.path.isfile(dataset) else None  # a rewritten file is re-read
         key = repr((sorted(self.hparams.items()), stamp))
-        self.graph, self.sparsified, self.certificate, given = _prepare(self, key)
+        self.graph, self.sparsified, self.certificate, given, self.adjacency = _prepare(self, key)
         if given:
             self.splits = {name: (nodes,) for name, nodes in given.items()}
             return
@@ -215,14 +232,14 @@ class GraphSparsifyData(TensorSplitsDataModule):
         }
 
 
-Prepared = tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate, dict[str, torch.Tensor]]
+Prepared = tuple[dict[str, torch.Tensor], Sparsified, EpsCertificate, dict[str, torch.Tensor], sp.csr_array]
 _CACHE: dict[str, Prepared] = {}
 
 
 def _prepare(dm: GraphSparsifyData, key: str) -> Prepared:
-    """Build G, H, the certificate and the graph's own splits once per process and configuration (fit, test and
-    predict of one config, as in the conformance suite, reuse them; the tensors are never modified in place). Keeps
-    the last 2 entries."""
+    """Build G, H, the certificate, the graph's own splits and G's adjacency once per process and configuration (fit,
+    test and predict of one config, as in the conformance suite, reuse them; the tensors are never modified in
+    place). Keeps the last 2 entries."""
     if key not in _CACHE:
         g, given = dm.build()
         sparsified = dm.sparsify(g.adjacency)
@@ -239,5 +256,5 @@ def _prepare(dm: GraphSparsifyData, key: str) -> Prepared:
         }
         while len(_CACHE) >= 2:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = (graph, sparsified, certificate, given)
+        _CACHE[key] = (graph, sparsified, certificate, given, g.adjacency)
     return _CACHE[key]

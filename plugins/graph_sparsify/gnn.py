@@ -57,19 +57,25 @@ class PolyGNN(nn.Module):
             }[kind]
             self.layers = nn.ModuleList(make(a, b) for a, b in pairs)
 
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """gpr / bern: the graph-free MLP before the propagation (dropout on each layer's input, ReLU between).
+        x: (n, in_channels) -> (n, num_classes)."""
+        for i, layer in enumerate(self.layers):
+            x = layer(nn.functional.dropout(x, self.dropout, self.training))
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
     def forward(
         self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        graph_free = self.kind in ("gpr", "bern")
+        if self.kind in ("gpr", "bern"):
+            x = self.prop(self.mlp(x), edge_index, edge_weight)
+            return x, [x]
         reps = []
         for i, layer in enumerate(self.layers):
-            x = nn.functional.dropout(x, self.dropout, self.training)
-            x = layer(x) if graph_free else layer(x, edge_index, edge_weight)
-            if not graph_free:
-                reps.append(x)
+            x = layer(nn.functional.dropout(x, self.dropout, self.training), edge_index, edge_weight)
+            reps.append(x)
             if i < len(self.layers) - 1:
                 x = torch.relu(x)
-        if graph_free:
-            x = self.prop(x, edge_index, edge_weight)
-            reps.append(x)
         return x, reps

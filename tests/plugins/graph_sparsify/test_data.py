@@ -14,6 +14,8 @@ import pytest
 import scipy.sparse as sp
 
 from framework.cli import main
+from framework.experiments.spec import RunSpec, load_experiment, override_arg, run_args
+from framework.experiments.worker import EXPERIMENT_ENV, execute_run
 from framework.registry import config_dir
 from framework.testing.conformance import check_print_config
 from framework_plugins.graph_sparsify import GraphSparsifyData, datasets
@@ -183,3 +185,31 @@ def test_real_data_configs_parse_and_name_the_missing_file(name, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "framework: error:" in err and {"cora": "ind.cora", "fashion_mnist": "idx", "paul15": ".h5ad"}[name] in err
+
+
+@pytest.mark.parametrize("name", ["cora", "fashion_mnist"])
+def test_real_data_experiment_runs_on_files_in_the_real_format(name, tmp_path, monkeypatch):
+    """A real-data experiment file's full-size run arguments (not its stand-in smoke size), shrunk only in steps,
+    graph size and sweep, fit and test on small generated files in the real formats, sweep records included."""
+    for key in (EXPERIMENT_ENV, "WANDB_RUN_GROUP", "WANDB_TAGS"):
+        monkeypatch.setenv(key, "")  # execute_run sets them; restored afterwards
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    if name == "cora":
+        write_planetoid(tmp_path / "Cora" / "raw")
+        shrink = {"data.init_args.root": str(tmp_path), "model.init_args.in_channels": 16}
+    else:
+        rng = np.random.default_rng(0)
+        write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (80, 28, 28)))
+        write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 80))
+        shrink = {"data.init_args.root": str(tmp_path), "data.init_args.num_nodes": 60, "data.init_args.knn_k": 5}
+        shrink |= {"data.init_args.pca_dim": 10, "model.init_args.in_channels": 10}
+    sweep = {"class_path": "framework_plugins.graph_sparsify.SparsifierSweep", "init_args": {"samples_factors": [2.0]}}
+    shrink |= {"trainer.max_epochs": 2, "trainer.check_val_every_n_epoch": 1, "trainer.callbacks": [sweep]}
+    exp = load_experiment(config_dir("graph_sparsify") / "real_data" / "experiments" / f"{name}.yaml")
+    args = run_args(exp, exp.variant("gpr"), 0) + [override_arg(k, v) for k, v in shrink.items()]
+    record = execute_run(RunSpec(name, "gpr", 0, tuple(args), tmp_path / "run", "test"))
+    assert record["status"] == "ok", record["error"]
+    assert (
+        record["metrics"]["test/sweep/q2/d4/layer0/bound_given_gap"]
+        >= record["metrics"]["test/sweep/q2/d4/layer0/rel_error"]
+    )
