@@ -9,8 +9,9 @@ from framework_plugins import builtin_config_dir
 from framework_plugins.decoupled_descent.datamodule import DecoupledDescentData
 from framework_plugins.decoupled_descent.early_stopping import EarlyStoppingStudy
 from framework_plugins.decoupled_descent.module import DecoupledDescentClassifier
+from framework_plugins.decoupled_descent.xor_sweep import XorSweepStudy
 
 CONFIG_DIR = builtin_config_dir("decoupled_descent")
 DEMO_CONFIG = CONFIG_DIR / "quick.yaml"
 
-__all__ = ["DecoupledDescentClassifier", "DecoupledDescentData", "EarlyStoppingStudy"]
+__all__ = ["DecoupledDescentClassifier", "DecoupledDescentData", "EarlyStoppingStudy", "XorSweepStudy"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from framework.experiments.stats import paired_difference, summarize, t_interval
 from framework.figures import pyplot
@@ -252,6 +253,33 @@ def stopping_figure(path: Path, exp: dict[str, Any], runs: Runs) -> bool:
     return True
 
 
+GRID_PICKS = ("dd", "gd_holdout", "gd_kfold", "oracle_gd")  # rules whose chosen cell the grid table counts
+
+
+def grid_rows(exp: dict[str, Any], runs: Runs) -> list[list[str]]:
+    """Per variant and (lr, weight decay) cell: mean +- sd over seeds of the best test error of the cell's GD and
+    DD arms, of DD's and the hold-out's choice within the cell, and on how many seeds each of ``GRID_PICKS`` chose
+    that cell. Empty when the runs did not log ``test/cell<c>/`` metrics."""
+    rows = []
+    for variant in exp["variants"]:
+        cell = 0
+        while rule_values(runs, variant, f"cell{cell}", "lr"):
+            lr = next(iter(rule_values(runs, variant, f"cell{cell}", "lr").values()))
+            wd = next(iter(rule_values(runs, variant, f"cell{cell}", "weight_decay").values()))
+            picks = []
+            for rule in GRID_PICKS:
+                lrs, wds = (rule_values(runs, variant, rule, key) for key in ("lr", "weight_decay"))
+                same = [math.isclose(lrs[k], lr, rel_tol=1e-6) and math.isclose(wds[k], wd, rel_tol=1e-6) for k in lrs]
+                picks.append(sum(same))
+            values = [
+                _mean_sd(list(rule_values(runs, variant, f"cell{cell}", key).values()))
+                for key in ("oracle_gd", "oracle_dd", "dd", "gd_holdout")
+            ]
+            rows.append([variant, f"{lr:.3g}", f"{wd:.3g}", *values, " / ".join(map(str, picks))])
+            cell += 1
+    return rows
+
+
 def early_stopping_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = "") -> str:
     """The section of the zero-cost-validation experiment: per n/d and rule the exact test error of the selected
     iterate, the regret, DD minus the rule and the rule minus the GD oracle (paired over seeds), and a figure."""
@@ -283,4 +311,202 @@ def early_stopping_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: st
     ]
     if stopping_figure(out / "stopping.png", exp, runs):
         lines += ["", f"![cost of each stopping rule]({prefix}stopping.png)"]
+    grid = grid_rows(exp, runs)
+    if grid:
+        head = ["n/d", "lr", "weight decay", "GD oracle in cell", "DD oracle in cell", "DD rule in cell"]
+        head += ["hold-out rule in cell", "cell chosen by DD / hold-out / 5-fold / GD oracle (seeds)"]
+        lines += [
+            "",
+            "### Where in the grid the optimum lies",
+            "",
+            "Per (lr, weight decay) cell, mean +- sd over seeds of the exact test error of: the best iterate of the "
+            "cell's GD and DD arms (test-set oracles with the cell fixed), the DD iterate chosen by the corrected "
+            "train error and the 80%-GD iterate chosen on the hold-out with the cell fixed; and on how many seeds "
+            "each rule chose that cell over the whole grid.",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+            *("| " + " | ".join(row) + " |" for row in grid),
+        ]
     return "\n".join(lines) + "\n"
+
+
+# -- XOR over step sizes and initialisations (configs/decoupled_descent/experiments/xor_sweep.yaml) ------------------
+def xor_simulations(runs: Runs) -> list[dict[str, float]]:
+    """Every simulation of every ok run as one dict: ``seed``, ``lr``, ``init_scale`` and ``<method>/<summary>``
+    for the methods and summaries of :mod:`~framework_plugins.decoupled_descent.xor_sweep` (from ``test/sim<j>/``)."""
+    sims = []
+    for (_, seed), record in sorted(runs.items()):
+        metrics = record.get("metrics", {}) if record.get("status") == "ok" else {}
+        j = 0
+        while f"test/sim{j}/lr" in metrics:
+            prefix = f"test/sim{j}/"
+            sim = {key[len(prefix) :]: value for key, value in metrics.items() if key.startswith(prefix)}
+            sims.append({**sim, "seed": seed})
+            j += 1
+    return sims
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Two-sided 95% Wilson score interval of a binomial proportion k / n."""
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _rate(sims: list[dict[str, float]], key: str) -> str:
+    """``k/n = rate [low, high]`` of the 0/1 values ``key`` over ``sims`` with the Wilson interval."""
+    k, n = int(sum(s[key] for s in sims)), len(sims)
+    low, high = wilson(k, n)
+    return f"{k}/{n} = {k / n:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def mcnemar(sims: list[dict[str, float]], key: str) -> tuple[int, int, float]:
+    """Paired 0/1 outcome ``key`` of DD and GD on the same starts: (DD only, GD only, exact two-sided McNemar p)."""
+    dd_only = sum(1 for s in sims if s[f"dd/{key}"] > s[f"gd/{key}"])
+    gd_only = sum(1 for s in sims if s[f"gd/{key}"] > s[f"dd/{key}"])
+    p = 1.0 if dd_only + gd_only == 0 else float(stats.binomtest(dd_only, dd_only + gd_only).pvalue)
+    return dd_only, gd_only, p
+
+
+def xor_sweep_rows(sims: list[dict[str, float]]) -> list[list[str]]:
+    """Per (lr, init scale) cell and over all: escape and tracking rates of DD and GD (Wilson intervals), the
+    paired escape comparison and the mean final / stopped / best population errors."""
+    cells = sorted({(s["lr"], s["init_scale"]) for s in sims})
+    groups = [
+        (f"{lr:g}", f"{scale:g}", [s for s in sims if (s["lr"], s["init_scale"]) == (lr, scale)]) for lr, scale in cells
+    ]
+    rows = []
+    for lr, scale, group in [*groups, ("all", "all", sims)]:
+        dd_only, gd_only, p = mcnemar(group, "escaped")
+        rows.append(
+            [
+                lr,
+                scale,
+                _rate(group, "dd/escaped"),
+                _rate(group, "gd/escaped"),
+                f"{dd_only} / {gd_only} (p = {p:.2g})",
+                _rate(group, "dd/tracks"),
+                _rate(group, "gd/tracks"),
+                " / ".join(_mean_sd([s[f"{m}/error"] for s in group]) for m in ("dd", "gd")),
+                " / ".join(_mean_sd([s[f"{m}/stopped_error"] for s in group]) for m in ("dd", "gd")),
+                " / ".join(_mean_sd([s[f"{m}/best_error"] for s in group]) for m in ("dd", "gd")),
+            ]
+        )
+    return rows
+
+
+ESCAPE_THRESHOLDS = (0.2, 0.25, 0.3, 0.35)  # final population errors the sensitivity table counts as escaped
+
+
+def threshold_rows(sims: list[dict[str, float]]) -> list[list[str]]:
+    """How the escape counts depend on the threshold: per threshold in ``ESCAPE_THRESHOLDS``, the DD and GD rates
+    (Wilson intervals) and the paired DD-only / GD-only counts with McNemar's p, recomputed from the final errors."""
+    rows = []
+    for threshold in ESCAPE_THRESHOLDS:
+        flagged = [{f"{m}/escaped": float(s[f"{m}/error"] <= threshold) for m in ("dd", "gd")} for s in sims]
+        dd_only, gd_only, p = mcnemar(flagged, "escaped")
+        rates = [_rate(flagged, f"{m}/escaped") for m in ("dd", "gd")]
+        rows.append([f"{threshold:g}", *rates, f"{dd_only} / {gd_only} (p = {p:.2g})"])
+    return rows
+
+
+def paired_error_lines(sims: list[dict[str, float]]) -> list[str]:
+    """Two generated sentences comparing DD and GD on the same starts: stopped on their own train criteria (with
+    the mean paired difference and its 95% t interval over simulations), and final iterates where GD escaped."""
+    stopped = [s["dd/stopped_error"] - s["gd/stopped_error"] for s in sims]
+    diff = summarize(stopped)
+    low, high = t_interval(diff.mean, diff.sd, diff.n)
+    escaped = [s for s in sims if s["gd/escaped"]]
+    worse = sum(1 for s in escaped if s["dd/error"] > s["gd/error"])
+    return [
+        f"- Stopped on its own train criterion, DD's population error is below GD's on "
+        f"{sum(1 for d in stopped if d < 0)} of {len(sims)} starts; mean paired difference DD - GD "
+        f"{_fmt(diff.mean)} [{_fmt(low)}, {_fmt(high)}] (95% t interval over simulations).",
+        f"- Final iterates where GD escaped: DD's final population error is above GD's on {worse} of "
+        f"{len(escaped)} starts.",
+    ]
+
+
+def xor_sweep_figure(path: Path, exp: dict[str, Any], sims: list[dict[str, float]]) -> None:
+    """Escape rate and mean max tracking gap against the init scale, one line per lr (DD solid, GD dashed), and the
+    population error of GD against DD's on the same start, each stopped where its own train criterion is smallest
+    (colour: log init scale)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.6))
+    lrs, scales = sorted({s["lr"] for s in sims}), sorted({s["init_scale"] for s in sims})
+    for k, lr in enumerate(lrs):
+        for method, style in (("dd", "-"), ("gd", "--")):
+            group = [[s for s in sims if s["lr"] == lr and s["init_scale"] == scale] for scale in scales]
+            for ax, key in zip(axes[:2], ("escaped", "max_tracking_gap"), strict=True):
+                values = [float(np.mean([s[f"{method}/{key}"] for s in g])) for g in group]
+                ax.plot(scales, values, style, marker="o", ms=3, color=f"C{k}", label=f"{method.upper()}, lr {lr:g}")
+    axes[0].set(xscale="log", xlabel="init scale s (W^0 ~ N(0, s^2))", ylabel="fraction escaped", ylim=(-0.05, 1.05))
+    axes[1].set(xscale="log", xlabel="init scale s", ylabel="mean max_t |train criterion - test error|")
+    axes[0].legend(fontsize=6, ncol=2)
+    colour = [np.log(s["init_scale"]) for s in sims]
+    dd, gd = ([s[f"{m}/stopped_error"] for s in sims] for m in ("dd", "gd"))
+    axes[2].scatter(dd, gd, s=8, c=colour, cmap="viridis")
+    high = max(*dd, *gd) + 0.02
+    axes[2].plot([0.0, high], [0.0, high], "k-", lw=0.6)
+    axes[2].set(xlabel="DD, stopped on corrected train error", ylabel="GD, stopped on train error (same start)")
+    for ax in axes:
+        ax.set_title(f"{exp['name']}: population errors", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def xor_sweep_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = "") -> str:
+    """The section of the XOR sweep: per (lr, init scale) cell how often DD and GD escape and track (Wilson 95%
+    intervals), DD-only vs GD-only escapes (exact McNemar), mean final and best errors, and a figure."""
+    sims = xor_simulations(runs)
+    if not sims:
+        return ""
+    head = [
+        "lr",
+        "init scale",
+        "DD escaped (95% CI)",
+        "GD escaped (95% CI)",
+        "escaped: DD only / GD only (McNemar p)",
+        "DD tracks (95% CI)",
+        "GD tracks (95% CI)",
+        "final error DD / GD",
+        "stopped on own train criterion DD / GD",
+        "best error over t (oracle) DD / GD",
+    ]
+    xor_sweep_figure(out / "xor_sweep.png", exp, sims)
+    return (
+        "\n".join(
+            [
+                "",
+                "## Escape and tracking over step sizes and initialisations",
+                "",
+                f"{len(sims)} paired simulations (a DD and a GD arm from the same start W^0) over "
+                f"{len({s['seed'] for s in sims})} data draws. Escaped: final population error <= the run's "
+                "`escape_error`; tracks: the method's own train criterion (DD: corrected train error; GD: train error) "
+                "stays within `track_tolerance` of the population error at every iterate. Rates are k/n with the "
+                "95% Wilson interval, which treats the simulations as independent (those of one data draw share the "
+                "data); the paired comparison counts starts where only DD or only GD escaped, with the exact "
+                "two-sided McNemar p-value. Errors (population, mean +- sd): of the final iterate W^T, of the "
+                "iterate where the method's own train criterion is smallest (stopping without held-out data) and "
+                "the smallest over t (an oracle). Colour in the scatter: log init scale.",
+                "",
+                "| " + " | ".join(head) + " |",
+                "|" + "---|" * len(head),
+                *("| " + " | ".join(row) + " |" for row in xor_sweep_rows(sims)),
+                "",
+                *paired_error_lines(sims),
+                "",
+                f"![escape and tracking]({prefix}xor_sweep.png)",
+                "",
+                "### Sensitivity to the escape threshold",
+                "",
+                "The same counts over all simulations with other thresholds on the final population error.",
+                "",
+                "| escaped if final error <= | DD (95% CI) | GD (95% CI) | DD only / GD only (McNemar p) |",
+                "|---|---|---|---|",
+                *("| " + " | ".join(row) + " |" for row in threshold_rows(sims)),
+            ]
+        )
+        + "\n"
+    )

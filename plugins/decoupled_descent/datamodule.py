@@ -78,6 +78,7 @@ class DecoupledDescentData(TensorSplitsDataModule):
         self.noise_var: float = noise_var
         self.snr: float | None = snr if task == "gmm" else None
         self.signal: torch.Tensor | None = None  # gmm: the signal v (d,), float64, set by setup
+        self.means: torch.Tensor | None = None  # xor: the cluster means (mu_1, mu_2) (2, d), float64, set by setup
 
     @property
     def n_train(self) -> int:
@@ -99,6 +100,7 @@ class DecoupledDescentData(TensorSplitsDataModule):
         count = 1 if self.task == "gmm" else 2
         signal = signal_directions(self.dim, count, self.snr_value, self.seed)
         self.signal = signal[0] if self.task == "gmm" else None
+        self.means = signal if self.task == "xor" else None
         draws = [
             gaussian_mixture(n, signal[0], self.simulated_noise_var, self.seed + 1 + k, torch.float32)
             if self.task == "gmm"

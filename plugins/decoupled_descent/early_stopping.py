@@ -97,6 +97,24 @@ def selections(criterion: torch.Tensor, test: torch.Tensor, folds: int) -> dict[
     return out
 
 
+def cell_summaries(criterion: torch.Tensor, test: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per grid cell (one (lr, weight decay)): what each rule would get if the cell were fixed, to show where in the
+    grid the optimum lies.
+
+    criterion, test: (kinds, cells, T) as in :func:`selections`. Returns (cells,) tensors: ``oracle_dd`` /
+    ``oracle_gd`` = min_t test error of the cell's dd / gd arm; ``dd`` / ``gd_holdout`` = the test error of the
+    dd / fold-0 arm at the argmin over t of its own criterion (earliest t among ties).
+    """
+    dd, gd, fold0 = 0, 1, 2
+    at_argmin = {k: test[k].gather(-1, criterion[k].argmin(-1, keepdim=True))[:, 0] for k in (dd, fold0)}
+    return {
+        "oracle_dd": test[dd].min(-1).values,
+        "oracle_gd": test[gd].min(-1).values,
+        "dd": at_argmin[dd],
+        "gd_holdout": at_argmin[fold0],
+    }
+
+
 class EarlyStoppingStudy(FrameworkModule):
     """The zero-cost-validation protocol of the module doc on one draw of the Gaussian mixture (one seed).
 
@@ -104,7 +122,9 @@ class EarlyStoppingStudy(FrameworkModule):
     one parameter group per arm, one step per training step), records each arm's selection criterion and exact
     test error for every iterate, and at test logs for each rule r in ``dd``, ``gd_train``, ``gd_holdout``,
     ``gd_kfold`` and each oracle: ``test/<r>/error`` (exact test error of the selected iterate),
-    ``test/<r>/step``, ``test/<r>/lr``, ``test/<r>/weight_decay``, and for the rules ``test/<r>/regret``. Also
+    ``test/<r>/step``, ``test/<r>/lr``, ``test/<r>/weight_decay``, and for the rules ``test/<r>/regret``; per grid
+    cell c (in the order lr, then weight decay) ``test/cell<c>/lr``, ``/weight_decay`` and :func:`cell_summaries`'
+    ``/oracle_dd``, ``/oracle_gd``, ``/dd``, ``/gd_holdout``. Also
     ``test/dd/mean_tracking_gap`` and ``test/gd/mean_tracking_gap`` (mean over cells and t = 1..T of |criterion -
     test error| of the dd and gd arms) and ``test/sampled_vs_exact`` (max over arms of |error of W^T on the test
     split - exact error of W^T|: a check of the closed form on fresh draws).
@@ -249,6 +269,12 @@ class EarlyStoppingStudy(FrameworkModule):
             chosen.pop("criterion")
             for key, value in {**chosen, "lr": lr, "weight_decay": wd}.items():
                 self.log(f"test/{rule}/{key}", float(value))
+        for key, values in cell_summaries(crit, test).items():
+            for cell, value in enumerate(values.tolist()):
+                self.log(f"test/cell{cell}/{key}", value)
+        for cell, (lr, wd) in enumerate(self.cells):
+            self.log(f"test/cell{cell}/lr", float(lr))
+            self.log(f"test/cell{cell}/weight_decay", float(wd))
         for kind in (0, 1):
             self.log(f"test/{self.kinds[kind]}/mean_tracking_gap", (crit[kind] - test[kind]).abs().mean().item())
         sampled = self.sampled_errors / max(self.sampled_count, 1)

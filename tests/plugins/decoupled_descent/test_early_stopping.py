@@ -11,8 +11,8 @@ from scipy import stats
 from framework.optim.decoupled_loop import train_full_batch
 from framework.optim.readout import ReadoutNetwork, classification_error
 from framework_plugins.decoupled_descent import DecoupledDescentData, EarlyStoppingStudy
-from framework_plugins.decoupled_descent.analysis import early_stopping_report, stopping_rows
-from framework_plugins.decoupled_descent.early_stopping import select, selections
+from framework_plugins.decoupled_descent.analysis import early_stopping_report, grid_rows, stopping_rows
+from framework_plugins.decoupled_descent.early_stopping import cell_summaries, select, selections
 from framework_plugins.decoupled_descent.metrics import gmm_exact_error
 
 
@@ -52,6 +52,27 @@ def test_selections_pair_each_rule_with_its_candidates_and_oracle():
     }
     regrets = {r: out[r]["regret"] for r in ("dd", "gd_train", "gd_holdout", "gd_kfold")}
     assert regrets == pytest.approx({"dd": 0.03, "gd_train": 0.0, "gd_holdout": 0.04, "gd_kfold": 0.09})
+
+
+def test_cell_summaries_fix_the_cell_and_select_only_the_step():
+    # kinds (dd, gd, fold0) x 2 cells x 3 steps
+    test = torch.tensor(
+        [
+            [[0.30, 0.25, 0.28], [0.40, 0.35, 0.33]],
+            [[0.31, 0.24, 0.29], [0.41, 0.36, 0.20]],
+            [[0.32, 0.30, 0.26], [0.42, 0.37, 0.34]],
+        ]
+    )
+    criterion = torch.tensor(
+        [
+            [[0.29, 0.27, 0.27], [0.30, 0.34, 0.39]],  # dd: cell 0 -> t 2 (earliest tie), cell 1 -> t 1
+            [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],  # gd's criterion is not used per cell
+            [[0.30, 0.22, 0.25], [0.40, 0.36, 0.35]],  # fold 0: cell 0 -> t 2, cell 1 -> t 3
+        ]
+    )
+    out = cell_summaries(criterion, test)
+    expected = {"oracle_dd": [0.25, 0.33], "oracle_gd": [0.24, 0.20], "dd": [0.25, 0.40], "gd_holdout": [0.30, 0.34]}
+    assert {k: v.tolist() for k, v in out.items()} == {k: pytest.approx(v) for k, v in expected.items()}
 
 
 def test_every_arm_follows_the_plain_loop_and_records_its_criterion(tmp_path):
@@ -98,6 +119,9 @@ def test_every_arm_follows_the_plain_loop_and_records_its_criterion(tmp_path):
     metrics = trainer.test(model, datamodule=data, verbose=False)[0]
     assert metrics["test/sampled_vs_exact"] < 0.1  # 400 fresh draws against the closed form
     assert metrics["test/dd/regret"] >= 0 and metrics["test/oracle_gd/error"] <= metrics["test/gd_kfold/error"]
+    assert (metrics["test/cell3/lr"], metrics["test/cell3/weight_decay"]) == pytest.approx(cells[3])
+    assert min(metrics[f"test/cell{c}/oracle_gd"] for c in range(4)) == pytest.approx(metrics["test/oracle_gd/error"])
+    assert all(metrics[f"test/cell{c}/dd"] >= metrics[f"test/cell{c}/oracle_dd"] for c in range(4))
 
 
 def test_the_study_refuses_what_it_cannot_run(tmp_path):
@@ -146,3 +170,22 @@ def test_stopping_rows_pair_dd_and_the_gd_oracle_over_seeds(tmp_path):
     assert rows["DD, corrected train error (all n)"][6] == "6 [5, 7]" and rows["oracle: GD, test error"][3] == "-"
     text = early_stopping_report(tmp_path, exp, runs, "x/")
     assert "![cost of each stopping rule](x/stopping.png)" in text and (tmp_path / "stopping.png").is_file()
+    assert "Where in the grid" not in text  # no per-cell metrics logged
+
+
+def test_grid_rows_count_the_cells_each_rule_chose():
+    cells = [(0.1, 0.0), (0.4, 0.8)]
+    runs = {}
+    for s in range(3):
+        values = {("dd", "lr"): 0.4, ("dd", "weight_decay"): 0.8, ("oracle_gd", "lr"): 0.1}
+        values |= {("oracle_gd", "weight_decay"): 0.0 if s < 2 else 0.8}
+        values |= {("gd_holdout", "lr"): 0.1, ("gd_holdout", "weight_decay"): 0.8}  # a cell outside the grid
+        for c, (lr, wd) in enumerate(cells):
+            values |= {(f"cell{c}", "lr"): lr, (f"cell{c}", "weight_decay"): wd}
+            values |= {(f"cell{c}", k): 0.2 + 0.01 * c + 0.001 * s for k in ("oracle_gd", "oracle_dd", "dd")}
+            values |= {(f"cell{c}", "gd_holdout"): 0.3}
+        runs[("nd2", s)] = record("nd2", s, values)
+    rows = grid_rows({"variants": ["nd2"]}, runs)
+    assert [r[:3] for r in rows] == [["nd2", "0.1", "0"], ["nd2", "0.4", "0.8"]]
+    assert rows[0][3] == "0.201 +- 0.001" and rows[1][6] == "0.3 +- 0"
+    assert rows[0][7] == "0 / 0 / 0 / 2" and rows[1][7] == "3 / 0 / 0 / 0"  # dd / hold-out / 5-fold / GD oracle
