@@ -203,10 +203,14 @@ def _tuning_lines(out: Path, exp: dict[str, Any]) -> list[str]:
     tune = exp.get("tune")
     if not tune:
         return []
+    search = (
+        f"a grid search, each of its {tune['trials']} points once per variant"
+        if tune.get("sampler") == "grid"
+        else f"Optuna TPE, {tune['trials']} trials per variant counting pruned and failed ones, median pruning"
+    )
     lines = [
         "",
-        f"**Tuning** (Optuna TPE, {tune['trials']} trials per variant counting pruned and failed ones, median pruning, "
-        f"selected on `{tune['metric']}` ({tune['direction']}), seed {tune['seed']}"
+        f"**Tuning** ({search}, selected on `{tune['metric']}` ({tune['direction']}), seed {tune['seed']}"
         + (f", trials with {_overrides_text(tune['overrides'])}" if tune.get("overrides") else "")
         + "; never on test data):",
         "",

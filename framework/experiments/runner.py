@@ -116,7 +116,8 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
     for variant in exp.variants:
         args = run_args(exp, variant, exp.tune.seed) + [override_arg(k, v) for k, v in exp.tune.overrides.items()]
         space = exp.space_for(variant)
-        digest = args_digest([*args, json.dumps([space, exp.tune.metric, exp.tune.direction, exp.tune.trials])])
+        search = [space, exp.tune.metric, exp.tune.direction, exp.tune.trials]
+        digest = args_digest([*args, json.dumps(search + ([exp.tune.sampler] if exp.tune.sampler != "tpe" else []))])
         workdir = out / "tune" / variant.name
         done = _reuse(workdir / RESULT_FILE, digest)
         if done is not None:
@@ -139,6 +140,7 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
                 "study_name": f"{exp.name}-{variant.name}",
                 "seed": exp.tune.seed,
                 "objective": "last" if exp.early_stopping is None else "best",
+                "sampler": exp.tune.sampler,
                 "digest": digest,
                 "result": str(workdir / RESULT_FILE),
                 "log": str(workdir / "log.txt"),

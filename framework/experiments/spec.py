@@ -27,6 +27,7 @@ One YAML per paper experiment, at ``configs/<plugin>/experiments/<name>.yaml``::
       trials: 20
       space: {model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}}
       set: {trainer.max_steps: 300}       # optional: overrides for the trials only (a shorter search horizon)
+      sampler: tpe                        # or grid: every point of a space of {choices} once (trials = grid size)
     smoke:                                # what makes the whole experiment run in well under a minute
       seeds: [0, 1]
       set: {trainer.max_steps: 5}
@@ -50,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,7 @@ class TuneSpec:
     space: dict[str, dict[str, Any]]
     seed: int
     overrides: dict[str, Any] = field(default_factory=dict)
+    sampler: str = "tpe"  # or "grid": every point of a choices-only space once
 
 
 @dataclass(frozen=True)
@@ -397,7 +400,19 @@ def _tune(path: Path, raw: Any, variants: tuple[Variant, ...], seed: int, smoke_
         raise _fail(path, "tune.space", None, f"variants {missing} have no search space: add tune.space")
     if len(set(sizes.values())) > 1:
         raise _fail(path, "space", sizes, "every variant must search the same number of hyperparameters (fairness)")
+    sampler = str(raw.get("sampler", "tpe"))
+    if sampler not in ("tpe", "grid"):
+        raise _fail(path, "tune.sampler", sampler, "use tpe (Optuna TPE with median pruning) or grid")
     trials = int(smoke_trials if smoke_trials is not None else raw["trials"])
+    if sampler == "grid":  # a grid search covers its range: trials = grid size (a smoke size may run fewer)
+        for variant in variants:
+            try:
+                grid = grid_space(variant.space if variant.space is not None else default_space or {})
+            except ExperimentError as err:
+                raise _fail(path, f"variants.{variant.name}.space", "grid", str(err)) from None
+            size = math.prod(len(values) for values in grid.values())
+            if int(raw["trials"]) != size:
+                raise _fail(path, "tune.trials", raw["trials"], f"a grid search runs each of its {size} points once")
     return TuneSpec(
         metric=metric,
         direction=direction,
@@ -405,7 +420,16 @@ def _tune(path: Path, raw: Any, variants: tuple[Variant, ...], seed: int, smoke_
         space=default_space or {},
         seed=int(raw.get("seed", seed)),
         overrides=_overrides(path, "tune.set", raw.get("set")),
+        sampler=sampler,
     )
+
+
+def grid_space(space: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    """The grid ``{key: choices}`` of a search space; raises naming a key that gives a range instead of choices."""
+    for key, dist in space.items():
+        if "choices" not in dist:
+            raise ExperimentError(f"space.{key}={dist}: a grid search needs {{choices: [...]}} for every key")
+    return {key: list(dist["choices"]) for key, dist in space.items()}
 
 
 # -- the argument list of one run ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ A search space is a mapping of dotted config keys to distributions::
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import yaml
 
 from framework.callbacks import NonFiniteError
 from framework.cli import FrameworkCLI
-from framework.experiments.spec import ExperimentError, override_arg
+from framework.experiments.spec import ExperimentError, grid_space, override_arg
 from framework.experiments.worker import QUIET, one_line
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -118,6 +119,7 @@ def run_study(
     study_name: str = "study",
     seed: int = 0,
     objective: str = "last",
+    sampler: str = "tpe",
 ) -> dict[str, Any]:
     """Run (or resume) a study until it has ``trials`` finished trials; write ``workdir/best.yaml``.
 
@@ -127,6 +129,8 @@ def run_study(
         storage: an Optuna storage URL; default ``sqlite:///<workdir>/study.db``.
         objective: a trial's value: ``last`` (the metric after the fit, for runs that test the last checkpoint) or
             ``best`` (its best value over the fit's validations, for runs that test the best checkpoint).
+        sampler: ``tpe`` (Optuna's TPE, median pruning) or ``grid`` (every combination of the ``choices`` of every
+            key exactly once, no pruning: a small budget that covers its range; ``trials`` must be the grid size).
 
     Returns:
         ``{"best": path of best.yaml, "params", "value", "trials": finished trials, "complete"}``.
@@ -137,9 +141,16 @@ def run_study(
     storage = storage or f"sqlite:///{workdir.absolute() / 'study.db'}"
     direction = "minimize" if direction.startswith("min") else "maximize"
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True)
-    # seeded per resume point: a resumed study must not replay the random start-up trials it already ran
-    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
-    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
+    if sampler == "grid":
+        grid = grid_space(space)
+        size = math.prod(len(values) for values in grid.values())
+        if trials > size:
+            raise ExperimentError(f"trials={trials}: a grid search runs every point once; this grid has {size} points")
+        study.sampler = optuna.samplers.GridSampler(grid, seed=seed)
+        study.pruner = optuna.pruners.NopPruner()
+    else:  # seeded per resume point: a resumed study must not replay the random start-up trials it already ran
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+        study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5)
 
     def run_trial(trial: optuna.Trial) -> float:
         values = suggest(trial, space)
@@ -191,6 +202,7 @@ def execute_tune(task: dict[str, Any]) -> dict[str, Any]:
             study_name=task["study_name"],
             seed=task["seed"],
             objective=task.get("objective", "last"),
+            sampler=task.get("sampler", "tpe"),
         )
         return {"status": "ok", **result}
     except (Exception, SystemExit) as err:

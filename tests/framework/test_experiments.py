@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -343,3 +344,33 @@ def test_an_experiment_that_requires_a_missing_module_is_refused_naming_it(tmp_p
     assert not (tmp_path / "out").exists()  # refused before anything is written
     with pytest.raises(ExperimentError, match="requires="):
         load_experiment(write_experiment(tmp_path, requires=["not a module"]))
+
+
+@pytest.mark.slow
+def test_a_grid_search_runs_every_point_once_and_keeps_the_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    args = ["--config", str(tmp_path / "base.yaml"), "--trainer.max_epochs=1"]
+    lrs = [0.001, 0.01, 0.1]
+    space = {"model.init_args.optimizer.init_args.lr": {"choices": lrs}}
+    result = run_study(args, space, "val/loss", 3, tmp_path / "grid", study_name="g", sampler="grid")
+    study = optuna.load_study(study_name="g", storage=f"sqlite:///{tmp_path / 'grid' / 'study.db'}")
+    tried = sorted(t.params["model.init_args.optimizer.init_args.lr"] for t in study.trials)
+    assert tried == lrs and result["value"] == min(t.value for t in study.trials)
+    with pytest.raises(ExperimentError, match="this grid has 3 points"):
+        run_study(args, space, "val/loss", 4, tmp_path / "g2", study_name="g2", sampler="grid")
+
+
+@pytest.mark.parametrize(
+    ("tune", "expected"),
+    [
+        ({"trials": 2, "space": {"a": {"choices": [1, 2, 3]}}}, "tune.trials=2: a grid search runs each of its 3"),
+        ({"trials": 2, "space": {"a": {"low": 0, "high": 1}}}, "needs {choices"),
+        ({"trials": 2, "space": {"a": {"choices": [1, 2]}}, "sampler": "random"}, "tune.sampler='random'"),
+    ],
+)
+def test_a_malformed_grid_search_names_the_field(tmp_path: Path, tune: dict, expected: str) -> None:
+    with pytest.raises(ExperimentError, match=re.escape(expected)):
+        load_experiment(write_experiment(tmp_path, tune={"metric": "val/loss", "sampler": "grid", **tune}))
