@@ -116,7 +116,7 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
     for variant in exp.variants:
         args = run_args(exp, variant, exp.tune.seed) + [override_arg(k, v) for k, v in exp.tune.overrides.items()]
         space = exp.space_for(variant)
-        search = [space, exp.tune.metric, exp.tune.direction, exp.tune.trials]
+        search = [space, exp.tune.metric, exp.tune.direction, exp.trials_for(variant)]
         digest = args_digest([*args, json.dumps(search + ([exp.tune.sampler] if exp.tune.sampler != "tpe" else []))])
         workdir = out / "tune" / variant.name
         done = _reuse(workdir / RESULT_FILE, digest)
@@ -135,7 +135,7 @@ def _tune(exp: Experiment, out: Path, executor: Any) -> dict[str, Path]:
                 "space": space,
                 "metric": exp.tune.metric,
                 "direction": exp.tune.direction,
-                "trials": exp.tune.trials,
+                "trials": exp.trials_for(variant),
                 "workdir": str(workdir),
                 "study_name": f"{exp.name}-{variant.name}",
                 "seed": exp.tune.seed,

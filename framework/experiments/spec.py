@@ -27,7 +27,8 @@ One YAML per paper experiment, at ``configs/<plugin>/experiments/<name>.yaml``::
       trials: 20
       space: {model.init_args.optimizer.init_args.lr: {low: 1.0e-4, high: 1.0e-1, log: true}}
       set: {trainer.max_steps: 300}       # optional: overrides for the trials only (a shorter search horizon)
-      sampler: tpe                        # or grid: every point of a space of {choices} once (trials = grid size)
+      sampler: tpe                        # or grid: every point of a space of {choices} once (trials = grid size;
+                                          # a variant whose grid is one point, e.g. a control, runs it once)
     smoke:                                # what makes the whole experiment run in well under a minute
       seeds: [0, 1]
       set: {trainer.max_steps: 5}
@@ -178,6 +179,14 @@ class Experiment:
 
     def variant(self, name: str) -> Variant:
         return next(v for v in self.variants if v.name == name)
+
+    def trials_for(self, variant: Variant) -> int:
+        """The variant's trial budget: the experiment's, or its grid size under a grid search (smaller only for a
+        one-point grid, or in a smoke size)."""
+        assert self.tune is not None
+        if self.tune.sampler != "grid":
+            return self.tune.trials
+        return min(self.tune.trials, math.prod(len(v) for v in grid_space(self.space_for(variant)).values()))
 
     def space_for(self, variant: Variant) -> dict[str, dict[str, Any]]:
         """The search space of ``variant``: its own, else the experiment's."""
@@ -411,7 +420,7 @@ def _tune(path: Path, raw: Any, variants: tuple[Variant, ...], seed: int, smoke_
             except ExperimentError as err:
                 raise _fail(path, f"variants.{variant.name}.space", "grid", str(err)) from None
             size = math.prod(len(values) for values in grid.values())
-            if int(raw["trials"]) != size:
+            if size not in (1, int(raw["trials"])):  # one point: a fixed setting, e.g. a never-trained control
                 raise _fail(path, "tune.trials", raw["trials"], f"a grid search runs each of its {size} points once")
     return TuneSpec(
         metric=metric,

@@ -367,10 +367,18 @@ def test_a_grid_search_runs_every_point_once_and_keeps_the_best(
     ("tune", "expected"),
     [
         ({"trials": 2, "space": {"a": {"choices": [1, 2, 3]}}}, "tune.trials=2: a grid search runs each of its 3"),
+        ({"trials": 2, "space": {"a": {"choices": [1, 2]}}, "sampler": "grid"}, None),
         ({"trials": 2, "space": {"a": {"low": 0, "high": 1}}}, "needs {choices"),
         ({"trials": 2, "space": {"a": {"choices": [1, 2]}}, "sampler": "random"}, "tune.sampler='random'"),
     ],
 )
-def test_a_malformed_grid_search_names_the_field(tmp_path: Path, tune: dict, expected: str) -> None:
+def test_a_malformed_grid_search_names_the_field(tmp_path: Path, tune: dict, expected: str | None) -> None:
+    """The last case is well formed: a variant with a one-point grid (a fixed control) runs it once."""
+    control = {"configs": [], "space": {"a": {"choices": [0]}}}
+    fields = {"tune": {"metric": "val/loss", "sampler": "grid", **tune}, "variants": {"sgd": [], "control": control}}
+    if expected is None:
+        exp = load_experiment(write_experiment(tmp_path, **fields))
+        assert {v.name: exp.trials_for(v) for v in exp.variants} == {"sgd": 2, "control": 1}
+        return
     with pytest.raises(ExperimentError, match=re.escape(expected)):
-        load_experiment(write_experiment(tmp_path, tune={"metric": "val/loss", "sampler": "grid", **tune}))
+        load_experiment(write_experiment(tmp_path, **fields))
