@@ -317,7 +317,9 @@ def estimator_study_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: s
         "tr Cov over Monte-Carlo draws of the real estimator (`MetaPolicyGradient.meta_step`). All three are "
         "relative to |grad V|: bias = |E[g] - grad V| / |grad V|, variance = tr Cov(g) / |grad V|^2, MSE = bias^2 + "
         "variance. Cells: mean over seeds [95% t interval]. `sgmrl` uses score baseline none, `sgmrl_pre_update` "
-        "the pre-update batch; `sgmrl_released` is the released code's estimator.",
+        "the pre-update batch, `sgmrl_inner_batch` and `sgmrl_learned` the per-step baselines of "
+        "`score_baselines.py` (the learned weights fitted on the other Monte-Carlo copies of the task); "
+        "`sgmrl_released` is the released code's estimator.",
         "",
     ]
     tables, sizes = {}, {}
@@ -341,7 +343,8 @@ def estimator_study_report(out: Path, exp: dict[str, Any], runs: Runs, prefix: s
             f"![estimator study]({prefix}{STUDY_FIGURE})",
             "",
             "Figure: mean over seeds, bars from the smallest to the largest seed; `sgmrl_released` lies under `maml` "
-            f"and `sgmrl_pre_update` under `sgmrl` in the bias panels (an exact 0 is drawn at {BIAS_FLOOR:.0e}).",
+            "and the other SG-MRL baselines under `sgmrl` in the bias panels (an exact 0 is drawn at "
+            f"{BIAS_FLOOR:.0e}).",
             "",
         ]
     return "\n" + "\n".join(lines) + "\n" + wall_time_markdown(wall_time_rows(exp, runs))

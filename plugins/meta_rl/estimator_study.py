@@ -21,7 +21,10 @@ Exact expectations (theta' = theta'(c; theta) the adapted parameters, E_{D_o}[g_
 - ``sgmrl`` (score baseline none) and ``sgmrl_pre_update`` (b = J_hat of an independent batch D_b ~ pi_theta):
   E[MAML] + sum_c P(c) J(theta') grad log P(c), since E[J_hat(D_o) | D_in] = J(theta'), the score sum_n grad log
   pi(tau_n) has conditional mean grad log P(c) given the counts, and E[J_hat(D_b) score] = J(theta) E[score] = 0:
-  = grad V (unbiased; the difference is rounding).
+  = grad V (unbiased; the difference is rounding). The per-step baselines ``sgmrl_inner_batch`` and
+  ``sgmrl_learned`` (:mod:`~framework_plugins.meta_rl.score_baselines`) have the same expectation (each b_{n,t} is
+  independent of a_{n,t} given s_{n,t}); in the Monte-Carlo draws below the learned weights are fitted on the
+  other copies of the task, which are independent of the copy they serve.
 - ``sgmrl_released``: E[MAML] exactly, its coefficient (the mean of per-task standardised advantages) being 0.
 - ``sgmrl_hessian_batch``: (I + alpha hess J(theta)) E[FO-MAML], as E[DiCE Hessian of D_h] = hess J(theta) for the
   independent D_h (Foerster et al. 2018) and hess J is symmetric.
@@ -53,6 +56,8 @@ from framework_plugins.meta_rl.policy import MLPPolicy, per_task
 STUDY_ESTIMATORS: dict[str, tuple[Estimator, ScoreBaseline]] = {
     "sgmrl": ("sgmrl", "none"),
     "sgmrl_pre_update": ("sgmrl", "pre_update"),
+    "sgmrl_inner_batch": ("sgmrl", "inner_batch"),
+    "sgmrl_learned": ("sgmrl", "learned"),
     "sgmrl_released": ("sgmrl_released", "none"),
     "maml": ("maml", "none"),
     "fomaml": ("fomaml", "none"),
@@ -120,6 +125,8 @@ def exact_expectations(
         "grad_v": grad_v,
         "sgmrl": sgmrl,
         "sgmrl_pre_update": sgmrl,
+        "sgmrl_inner_batch": sgmrl,
+        "sgmrl_learned": sgmrl,
         "sgmrl_released": maml,
         "maml": maml,
         "fomaml": fomaml,

@@ -18,6 +18,7 @@ from framework_plugins.meta_rl.exact import all_batches, enumerate_trajectories,
 from framework_plugins.meta_rl.meta import MetaPolicyGradient
 from framework_plugins.meta_rl.policy import MLPPolicy, Params, per_task
 from framework_plugins.meta_rl.rollout import Trajectories
+from framework_plugins.meta_rl.score_baselines import score_features
 
 
 def bandit_setup(
@@ -76,7 +77,12 @@ def exact_meta_objective(meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tas
 
 
 def expected_estimator(
-    meta: MetaPolicyGradient, env: TensorTaskEnv, task: Tasks, n_inner: int, other_tasks_return: float = 0.0
+    meta: MetaPolicyGradient,
+    env: TensorTaskEnv,
+    task: Tasks,
+    n_inner: int,
+    other_tasks_return: float = 0.0,
+    learned_weights: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """E_{D_in, D_o}[meta-gradient estimate of ``meta.estimator``] for one task, with |D_o| = 1 (one inner step, no
     independent Hessian batch): sum over D_in of P(D_in; theta) sum over outer trajectories tau of P(tau; theta')
@@ -88,7 +94,9 @@ def expected_estimator(
     the constant b = E[b] = ``other_tasks_return`` (0: a meta-batch of one task, whose b is 0). Without advantage
     normalisation (sigma = 1) E[b grad L_score] = E[b] E[grad log P(D_in)] = 0, so every value gives the same
     result (that of ``score_baseline='none'``). The enumerated outer trajectories are outcomes of one task, never
-    pseudo-tasks baselining each other."""
+    pseudo-tasks baselining each other. Likewise ``score_baseline='learned'`` fits its weights on the other tasks:
+    the expectation is the one at the constant w = ``learned_weights`` ``(F,)`` (None: zeros, the fit of a
+    meta-batch of one task)."""
     trajs, env_logp = enumerate_trajectories(env, task)
     n_traj = trajs.rewards.shape[1]
     batches = all_batches(n_traj, n_inner)
@@ -101,6 +109,10 @@ def expected_estimator(
         q = (meta.log_prob(params, trajs).sum(-1)[0] + env_logp).exp().detach()
         pre = [(repeat_task(select(trajs, torch.tensor([j])), n_traj), q[j]) for j in range(n_traj)]
     baseline = torch.full((n_traj,), other_tasks_return, dtype=env.dtype)
+    if meta.score_baseline == "learned":
+        n_features = score_features(trajs, meta.gamma).shape[-1]
+        zeros = torch.zeros(n_features, dtype=env.dtype)
+        baseline = zeros if learned_weights is None else learned_weights
     total = torch.zeros((), dtype=env.dtype)
     for w_in, index in zip(inner_weights, batches, strict=True):
         inner_batch = select(trajs, index)

@@ -11,8 +11,10 @@ Estimators (``estimator``), from one outer batch D_o ~ pi_{theta_K}:
   inner steps (second order) plus the score-function term ((J_hat(D_o) - b) / sigma) grad sum_k L_score(theta_k;
   D_k), sigma = the outer advantages' scale, b any baseline independent of the task's D_k: the leave-one-task-out
   mean of J_hat, or J_hat of an extra pre-update batch D_b ~ pi_theta of the same task (``pre_update``: removes the
-  task-difficulty part of J_hat, which otherwise multiplies the zero-mean score). Unbiased for grad V (exact check
-  in the tests).
+  task-difficulty part of J_hat, which otherwise multiplies the zero-mean score). Per-step baselines b_{k,n,t}
+  (:mod:`~framework_plugins.meta_rl.score_baselines`): ``inner_batch`` (J_hat of the other trajectories of the same
+  inner batch, no extra rollout) and ``learned`` (a linear state/time-feature predictor of J_hat(D_o) fitted on the
+  other tasks of the meta-batch). Unbiased for grad V under each (exact checks in the tests).
 - ``sgmrl_released``: the score term as in the authors' released ``vpg_sgmrl.py`` (kristian-georgiev/SGMRL): the
   coefficient is stop_grad(mean over the steps of D_o of the outer advantages normalised per task, as their
   configs' ``normalize_adv: true`` does), times sum_{n,t} log pi_theta on the first inner batch D_0 only. A mean of
@@ -44,11 +46,12 @@ from framework_plugins.meta_rl.estimators import (
 )
 from framework_plugins.meta_rl.policy import MLPPolicy, Params, per_task
 from framework_plugins.meta_rl.rollout import Trajectories, rollout
+from framework_plugins.meta_rl.score_baselines import learned_baseline, leave_one_trajectory_out_return
 
 Estimator = Literal["sgmrl", "sgmrl_released", "maml", "fomaml", "sgmrl_hessian_batch"]
 ESTIMATORS = ("sgmrl", "sgmrl_released", "maml", "fomaml", "sgmrl_hessian_batch")
-ScoreBaseline = Literal["leave_one_task_out", "pre_update", "none"]
-SCORE_BASELINES = ("leave_one_task_out", "pre_update", "none")
+ScoreBaseline = Literal["leave_one_task_out", "pre_update", "inner_batch", "learned", "none"]
+SCORE_BASELINES = ("leave_one_task_out", "pre_update", "inner_batch", "learned", "none")
 
 
 @dataclass
@@ -64,7 +67,8 @@ class MetaStep:
 class MetaPolicyGradient(nn.Module):
     """The policy and the meta-gradient estimators (see module docstring). Args: ``inner_lr`` alpha, ``gamma``,
     ``gae_lambda``, ``baseline`` (``none``: reward-to-go; ``linear``: leave-one-out linear baseline + GAE),
-    ``normalize_advantages``, ``estimator``, ``score_baseline`` (``leave_one_task_out``, ``pre_update``, ``none``)."""
+    ``normalize_advantages``, ``estimator``, ``score_baseline`` (``leave_one_task_out``, ``pre_update``,
+    ``inner_batch``, ``learned``, ``none``)."""
 
     def __init__(
         self,
@@ -133,13 +137,14 @@ class MetaPolicyGradient(nn.Module):
         pre_update: Trajectories | None = None,
         baseline: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Per-task surrogate ``(T,)``: L_pg(theta_K; D_o) [+ ((J_hat(D_o) - b) / sigma) sum_k L_score(theta_k; D_k)
-        for ``sgmrl``; + stop(mean(A_norm(D_o))) L_score(theta_0; D_0) for ``sgmrl_released``]. ``inner`` lists
-        (log pi_{theta_k} on D_k ``(T, N, H)``, D_k) of the inner steps, the log-probabilities differentiable in
-        theta. ``pre_update``: an extra batch D_b ~ pi_theta, independent of the D_k, whose J_hat is b for
-        ``score_baseline='pre_update'``. ``baseline``: b ``(T,)`` given explicitly for ``leave_one_task_out``, in
-        place of the mean over the other rows (for exact expectations, whose rows are outcomes of one task, not
-        tasks)."""
+        """Per-task surrogate ``(T,)``: L_pg(theta_K; D_o) [+ sum_k sum_{n,t} m ((J_hat(D_o) - b_{k,n,t}) / sigma)
+        log pi_{theta_k} on D_k for ``sgmrl``; + stop(mean(A_norm(D_o))) L_score(theta_0; D_0) for
+        ``sgmrl_released``]. ``inner`` lists (log pi_{theta_k} on D_k ``(T, N, H)``, D_k) of the inner steps, the
+        log-probabilities differentiable in theta. ``pre_update``: an extra batch D_b ~ pi_theta, independent of the
+        D_k, whose J_hat is b for ``score_baseline='pre_update'``. ``baseline``: given explicitly for exact
+        expectations, whose rows are outcomes of one task, not tasks: b ``(T,)`` for ``leave_one_task_out`` in place
+        of the mean over the other rows, the weights w ``(F,)`` for ``learned`` in place of the fit on the other
+        rows."""
         adv, scale = self.advantages(outer)
         surrogate = pg_surrogate(self.log_prob(adapted, outer), adv, outer.mask)
         if self.estimator == "sgmrl_released":
@@ -150,14 +155,34 @@ class MetaPolicyGradient(nn.Module):
         if self.estimator != "sgmrl":
             return surrogate
         value = per_step_return(outer, self.gamma)
+        score = torch.zeros_like(value)
+        for logp, batch in inner:
+            coefficient = self.score_coefficient(value, batch, pre_update, baseline) / scale[:, None, None]
+            score = score + (coefficient.detach() * logp * batch.mask).sum((1, 2))
+        return surrogate + score
+
+    def score_coefficient(
+        self,
+        value: torch.Tensor,
+        batch: Trajectories,
+        pre_update: Trajectories | None = None,
+        baseline: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """J_hat(D_o) - b for every step of the inner batch D_k, ``(T, N, H)`` or broadcastable ``(T, 1, 1)``;
+        ``value`` = J_hat(D_o) ``(T,)``; ``pre_update`` and ``baseline`` as in :meth:`outer_surrogate`."""
         if self.score_baseline == "leave_one_task_out":
-            value = value - (leave_one_task_out_mean(value) if baseline is None else baseline)
+            b = leave_one_task_out_mean(value) if baseline is None else baseline
         elif self.score_baseline == "pre_update":
             if pre_update is None:
                 raise ValueError("score_baseline='pre_update' needs the independent pre-update batch D_b.")
-            value = value - per_step_return(pre_update, self.gamma)
-        score = sum(score_surrogate(logp, d.mask) for logp, d in inner)
-        return surrogate + (value / scale).detach() * score
+            b = per_step_return(pre_update, self.gamma)
+        elif self.score_baseline == "inner_batch":
+            return value[:, None, None] - leave_one_trajectory_out_return(batch, self.gamma)[..., None]
+        elif self.score_baseline == "learned":
+            return value[:, None, None] - learned_baseline(batch, value, self.gamma, baseline)
+        else:
+            b = torch.zeros_like(value)
+        return (value - b)[:, None, None]
 
     def meta_step(
         self,

@@ -72,8 +72,11 @@ class MetaRL(FrameworkModule):
         normalize_advantages: standardise the advantages per task (ProMP / MAML practice; makes the inner gradient
             a biased estimate of grad J).
         score_baseline: b in ``sgmrl``'s score-function term: ``leave_one_task_out`` (mean return of the other
-            tasks), ``pre_update`` (return of an extra pre-update batch of the same task) or ``none``; only
-            ``estimator: sgmrl`` uses it.
+            tasks), ``pre_update`` (return of an extra pre-update batch of the same task), the per-step
+            ``inner_batch`` (return of the other trajectories of the same inner batch, no extra rollout) or
+            ``learned`` (linear state/time features and that return, weights fitted on the other tasks of the
+            meta-batch; see :mod:`~framework_plugins.meta_rl.score_baselines`), or ``none``; all keep the estimator
+            unbiased; only ``estimator: sgmrl`` uses it.
         optimizer: the outer optimizer, callable params -> torch.optim.Optimizer, given this module's named
             parameter groups (YAML: ``class_path`` with ``init_args``); default Adam(lr=1e-3).
         lr_scheduler: callable optimizer -> LR scheduler, stepped after every outer step (YAML: ``class_path`` with
