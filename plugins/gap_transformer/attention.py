@@ -41,11 +41,17 @@ def attention_bias(
 
 class GapAwareSelfAttention(nn.Module):
     """Multi-head self-attention; with ``gap_penalty`` each head h has a learned rho_h and slope softplus(rho_h),
-    initialised geometrically between ``slope_range`` (per year). No dropout on the attention weights (it costs a
-    (B, H, L, L) Bernoulli draw per layer on CPU); blocks apply dropout to their residual branches."""
+    initialised geometrically between ``slope_range`` (per year); without it, plain scaled dot-product attention.
+    ``attention_dropout`` p > 0 (STraTS) masks each (query, key) score with probability p while training (a
+    (B, H, L, L) Bernoulli draw per layer, so the gap transformer leaves it at 0 and uses residual dropout)."""
 
     def __init__(
-        self, d_model: int, n_heads: int, gap_penalty: bool = True, slope_range: tuple[float, float] = (0.1, 1.0)
+        self,
+        d_model: int,
+        n_heads: int,
+        gap_penalty: bool = True,
+        slope_range: tuple[float, float] = (0.1, 1.0),
+        attention_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
@@ -53,6 +59,7 @@ class GapAwareSelfAttention(nn.Module):
         self.n_heads = n_heads
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
+        self.attention_dropout = attention_dropout
         self.rho: nn.Parameter | None = None
         if gap_penalty:
             lo, hi = slope_range
@@ -63,11 +70,14 @@ class GapAwareSelfAttention(nn.Module):
         """(H,) softplus(rho) >= 0, or None without a gap penalty."""
         return None if self.rho is None else F.softplus(self.rho)
 
-    def forward(self, x: torch.Tensor, distances: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, d), distances: (B, 1, L, L), key_valid: (B, L) -> (B, L, d)."""
+    def forward(self, x: torch.Tensor, distances: torch.Tensor | None, key_valid: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, d), distances: (B, 1, L, L) (unused without a gap penalty), key_valid: (B, L) -> (B, L, d)."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         bias = attention_bias(distances if self.rho is not None else None, self.slopes(), key_valid, q.dtype)
+        if self.training and self.attention_dropout > 0:
+            dropped = torch.rand(b, self.n_heads, n, n, device=x.device) < self.attention_dropout
+            bias = bias.expand(b, self.n_heads, n, n).masked_fill(dropped, torch.finfo(q.dtype).min)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
@@ -85,7 +95,24 @@ class TransformerBlock(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, distances: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, distances: torch.Tensor | None, key_valid: torch.Tensor) -> torch.Tensor:
         """x: (B, L, d) -> (B, L, d)."""
         x = x + self.drop(self.attn(self.norm1(x), distances, key_valid))
         return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class STraTSBlock(nn.Module):
+    """The block of the STraTS reference code (github.com/sindhura97/STraTS, ``modeling_strats.py``): no
+    LayerNorm, residuals averaged, x = (x + drop(MHA(x))) / 2, then x = (x + drop(FFN(x))) / 2 with FFN
+    d -> 2d (GELU) -> d, and dropout ``attention_dropout`` on the attention scores; no gap penalty."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, attention_dropout: float) -> None:
+        super().__init__()
+        self.attn = GapAwareSelfAttention(d_model, n_heads, gap_penalty=False, attention_dropout=attention_dropout)
+        self.ffn = nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GELU(), nn.Linear(2 * d_model, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, d) -> (B, L, d)."""
+        x = (x + self.drop(self.attn(x, None, key_valid))) / 2
+        return (x + self.drop(self.ffn(x))) / 2

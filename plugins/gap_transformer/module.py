@@ -7,8 +7,11 @@ model equals MSE(f, y - y_ref).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -18,11 +21,14 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from framework.figures import figure
 from framework.module import FrameworkModule, default_optimizer
 from framework_plugins.gap_transformer.datamodule import Cohort, CohortBatch
+from framework_plugins.gap_transformer.features import feature_names, history_features
 from framework_plugins.gap_transformer.grud import GRUDNet
 from framework_plugins.gap_transformer.networks import GapAwareTransformerNet, STraTSNet
 from framework_plugins.gap_transformer.schema import FEATURES, STATIC
 
 N_VARIABLES, N_STATIC = len(FEATURES), len(STATIC)
+PREDICTIONS_FILE = "test_predictions.csv"
+LEADING = ("FDG", "AV45", "ABETA", "TAU", "PTAU")  # the biomarkers whose age is written per test anchor
 
 
 class AnchoredCohort(Protocol):
@@ -41,8 +47,12 @@ class CDRSBForecaster(FrameworkModule):
     """Base: ``self.net`` maps (values, mask, times, visit_valid, static) -> (B,). Logs ``train/loss``,
     ``val/{mse,mae,pearson}``, ``test/{mse,mae,pearson}``, the LME's ``test/lme_{mse,mae,pearson}``,
     ``test/mse_reduction_vs_lme`` = (MSE_LME - MSE) / MSE_LME and ``test/pearson_gain_vs_lme`` = (r - r_LME) / |r_LME|
-    (all accumulated over the whole split), and the figure ``predicted_vs_observed`` at the end of fit (validation
-    split, from the last validation) and of test. ``predict`` rows carry the participant (RID) and anchor time."""
+    (all accumulated over the whole split), the learned gap penalties ``test/gap_slope_l<layer>h<head>`` of a
+    network that has them, and the figure ``predicted_vs_observed`` at the end of fit (validation split, from the
+    last validation) and of test. The test also writes ``test_predictions.csv`` into the run directory (one row per
+    test anchor: participant, anchor_years, observed, prediction, reference, gap = years since the previous visit,
+    biomarker_age = years since the latest leading biomarker (FDG, AV45, CSF)). ``predict`` rows carry the
+    participant (RID) and anchor time."""
 
     net: nn.Module
 
@@ -89,7 +99,12 @@ class CDRSBForecaster(FrameworkModule):
         pred = self(batch)
         self.test_metrics.update(pred, batch.y)
         self.lme_metrics.update(batch.y_ref, batch.y)
-        self._test_points.append(torch.stack([batch.y, pred, batch.y_ref], 1).detach().cpu())
+        summary = history_features(batch.values, batch.mask, batch.times, batch.visit_valid, batch.static)
+        names = feature_names()
+        ages = summary[:, [names.index(f"age_{f}") for f in LEADING]].amin(1)
+        gap = summary[:, names.index("gap")]
+        columns = [batch.y, pred, batch.y_ref, gap.to(pred.dtype), ages.to(pred.dtype)]
+        self._test_points.append(torch.stack(columns, 1).detach().cpu())
 
     def on_test_epoch_end(self) -> None:
         model, lme = self.test_metrics.compute(), self.lme_metrics.compute()  # cached: Lightning logs the same
@@ -98,7 +113,25 @@ class CDRSBForecaster(FrameworkModule):
         self.log("test/mse_reduction_vs_lme", (lme["test/lme_mse"] - model["test/mse"]) / lme["test/lme_mse"])
         gain = (model["test/pearson"] - lme["test/lme_pearson"]) / lme["test/lme_pearson"].abs()
         self.log("test/pearson_gain_vs_lme", gain)
-        self._figure(torch.cat(self._test_points), "test")
+        slopes = getattr(self.net, "slopes", lambda: None)()
+        for (layer, head), value in np.ndenumerate(slopes.detach().cpu().numpy() if slopes is not None else []):
+            self.log(f"test/gap_slope_l{layer}h{head}", float(value))
+        points = torch.cat(self._test_points)
+        self._figure(points, "test")
+        self._write_predictions(points)
+
+    def _write_predictions(self, points: torch.Tensor) -> None:
+        """``test_predictions.csv`` in the run directory (class docstring); rows in test-split order."""
+        if self.trainer.global_rank != 0 or getattr(self._trainer, "datamodule", None) is None:
+            return
+        cohort = self.data(AnchoredCohort).cohort
+        rows = cohort.index["test"]
+        if len(rows) != len(points):  # a limited test (limit_test_batches) covers part of the split
+            rows = rows[: len(points)]
+        table = pd.DataFrame(
+            points.numpy(), columns=["observed", "prediction", "reference", "gap", "biomarker_age"]
+        ).assign(participant=cohort.anchors.rid[rows], anchor_years=cohort.anchors.years[rows])
+        table.to_csv(Path(self.trainer.default_root_dir) / PREDICTIONS_FILE, index=False, float_format="%.5g")
 
     def predict_step(self, batch: CohortBatch, batch_idx: int) -> torch.Tensor:
         return self(batch)
@@ -157,6 +190,8 @@ class LMEReference(CDRSBForecaster):
 
 class GapAwareTransformer(CDRSBForecaster):
     """The paper's residual gap-aware transformer (see ``GapAwareTransformerNet``); ``residual`` defaults to True.
+    The ablations: ``residual: false`` (the transformer alone), ``gap_penalty: false`` (plain attention) and
+    ``tokens: grid`` (one token per visit instead of triplets).
 
     Args:
         d_model: width of the triplet (value, variable, time) embeddings and of the residual stream (divisible by
@@ -165,6 +200,8 @@ class GapAwareTransformer(CDRSBForecaster):
         n_layers: number of pre-norm transformer blocks.
         dropout: dropout probability on the residual branches and inside the feed-forward layers, in [0, 1).
         residual: learn y - y_ref (True, the paper's design) or y itself.
+        gap_penalty: the learned per-head time-gap penalty in attention (False: plain attention).
+        tokens: ``triplet`` (one token per observation, the paper) or ``grid`` (one token per visit).
         optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
             ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
         lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
@@ -178,12 +215,23 @@ class GapAwareTransformer(CDRSBForecaster):
         n_layers: int = 2,
         dropout: float = 0.1,
         residual: bool = True,
+        gap_penalty: bool = True,
+        tokens: str = "triplet",
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__(residual, optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.net = GapAwareTransformerNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout)
+        self.net = GapAwareTransformerNet(
+            N_VARIABLES,
+            N_STATIC,
+            d_model,
+            n_heads,
+            n_layers,
+            dropout,
+            gap_penalty,
+            tokens,  # type: ignore[arg-type]
+        )
 
 
 class GRUD(CDRSBForecaster):
@@ -221,9 +269,11 @@ class STraTS(CDRSBForecaster):
         d_model: width of the triplet (value, variable, time) embeddings and of the residual stream (divisible by
             ``n_heads``).
         n_heads: attention heads per block (no time-gap penalty).
-        n_layers: number of pre-norm transformer blocks.
-        dropout: dropout probability on the residual branches and inside the feed-forward layers, in [0, 1).
-        pretrain_epochs: epochs of self-supervised forecasting before the regression (>= 0; 0 = none).
+        n_layers: number of STraTS blocks (no LayerNorm, averaged residuals).
+        dropout: the reference code's single rate: embedding, residual-branch, attention-score and variable
+            dropout, in [0, 1).
+        pretrain_epochs: epochs of self-supervised forecasting before the regression (>= 0; 0 = none); with
+            pretraining the regression reads the forecast head's output (the reference code's fine-tuning).
         residual: learn y - y_ref or (False, the default) y itself.
         optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
             ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
@@ -245,7 +295,7 @@ class STraTS(CDRSBForecaster):
         super().__init__(residual, optimizer, lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.pretrain_epochs = pretrain_epochs
-        self.net = STraTSNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout)
+        self.net = STraTSNet(N_VARIABLES, N_STATIC, d_model, n_heads, n_layers, dropout, pretrain_epochs > 0)
 
     def training_step(self, batch: CohortBatch, batch_idx: int) -> torch.Tensor:
         if self.current_epoch >= self.pretrain_epochs:

@@ -8,16 +8,41 @@ change itself, see ``module.py``):
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from framework_plugins.gap_transformer.attention import TransformerBlock, time_distances
-from framework_plugins.gap_transformer.embeddings import StaticEncoder, TripletEmbedding, grid_to_triplets
+from framework_plugins.gap_transformer.attention import STraTSBlock, TransformerBlock, time_distances
+from framework_plugins.gap_transformer.embeddings import (
+    ContinuousValueEmbedding,
+    StaticEncoder,
+    TripletEmbedding,
+    grid_to_triplets,
+)
+
+
+class GridEmbedding(nn.Module):
+    """One token per visit (the dense-grid ablation of triplet tokens): e = Linear(2F, d)([values ; mask]) +
+    CVE_time(t)."""
+
+    def __init__(self, n_variables: int, d_model: int) -> None:
+        super().__init__()
+        self.visit = nn.Linear(2 * n_variables, d_model)
+        self.time = ContinuousValueEmbedding(d_model)
+
+    def forward(self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """(B, V, F), (B, V, F), (B, V) -> (B, V, d)."""
+        return self.visit(torch.cat([values, mask], dim=-1)) + self.time(times)
 
 
 class GapAwareTransformerNet(nn.Module):
-    """Residual gap-aware transformer: triplet tokens + a learned [CLS] token at the anchor time (t = 0, always a
-    valid key), ``n_layers`` pre-norm blocks with the time-gap penalty, then head([LN(h_CLS) ; e_static])."""
+    """Residual gap-aware transformer: tokens + a learned [CLS] token at the anchor time (t = 0, always a valid
+    key), ``n_layers`` pre-norm blocks, then head([LN(h_CLS) ; e_static]).
+
+    Ablation switches: ``gap_penalty`` False gives plain attention (no rho, no bias beyond the padding mask);
+    ``tokens`` = ``triplet`` (one token per observed (time, variable, value)) or ``grid`` (one token per visit)."""
 
     def __init__(
         self,
@@ -27,16 +52,28 @@ class GapAwareTransformerNet(nn.Module):
         n_heads: int = 4,
         n_layers: int = 2,
         dropout: float = 0.1,
+        gap_penalty: bool = True,
+        tokens: Literal["triplet", "grid"] = "triplet",
     ) -> None:
         super().__init__()
-        self.embed = TripletEmbedding(n_variables, d_model)
+        if tokens not in ("triplet", "grid"):
+            raise ValueError(f"model.init_args.tokens={tokens!r} is unknown; use 'triplet' or 'grid'.")
+        self.tokens = tokens
+        self.embed = (
+            TripletEmbedding(n_variables, d_model) if tokens == "triplet" else GridEmbedding(n_variables, d_model)
+        )
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, n_heads, dropout, gap_penalty=True) for _ in range(n_layers)
+            TransformerBlock(d_model, n_heads, dropout, gap_penalty=gap_penalty) for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.static = StaticEncoder(n_static, d_model)
         self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Linear(d_model, 1))
+
+    def slopes(self) -> torch.Tensor | None:
+        """(n_layers, H) learned gap penalties softplus(rho) per block and head, or None without them."""
+        slopes = [block.attn.slopes() for block in self.blocks]
+        return None if slopes[0] is None else torch.stack(slopes)
 
     def forward(
         self,
@@ -46,11 +83,15 @@ class GapAwareTransformerNet(nn.Module):
         visit_valid: torch.Tensor,
         static: torch.Tensor,
     ) -> torch.Tensor:
-        value, variable, time, valid = grid_to_triplets(values, mask, times)
-        x = torch.cat([self.cls.expand(len(value), -1, -1), self.embed(value, variable, time)], dim=1)
+        if self.tokens == "triplet":
+            value, variable, time, valid = grid_to_triplets(values, mask, times)
+            tokens = self.embed(value, variable, time)
+        else:
+            tokens, time, valid = self.embed(values, mask, times), times, visit_valid
+        x = torch.cat([self.cls.expand(len(tokens), -1, -1), tokens], dim=1)
         time = torch.cat([time.new_zeros(len(time), 1), time], dim=1)
         valid = torch.cat([valid.new_ones(len(valid), 1), valid], dim=1)
-        distances = time_distances(time)
+        distances = time_distances(time) if self.blocks[0].attn.rho is not None else None
         for block in self.blocks:
             x = block(x, distances, valid)
         return self.head(torch.cat([self.norm(x[:, 0]), self.static(static)], dim=-1)).squeeze(-1)
@@ -70,9 +111,12 @@ class FusionAttention(nn.Module):
 
 
 class STraTSNet(nn.Module):
-    """STraTS: triplet embedding, ``n_layers`` contextual blocks (no gap penalty), fusion attention, demographics
-    encoder; ``head`` reads [e_T ; e_demo] (2d) -> 1 and ``forecast_head`` (2d -> F) serves the self-supervised
-    forecasting pretext (:meth:`forecast`)."""
+    """STraTS as in its reference code (Tipirneni & Reddy 2022; github.com/sindhura97/STraTS): triplet embedding
+    with dropout, ``n_layers`` :class:`STraTSBlock` (no LayerNorm, averaged residuals, attention dropout), fusion
+    attention, demographics encoder; while training each variable of a row is dropped with probability
+    ``dropout`` (variable dropout). ``head`` reads [e_T ; e_demo] (2d) -> 1; the forecasting pretext uses
+    ``forecast_head`` (2d -> F) (:meth:`forecast`), and after pretraining (``finetune``) the prediction is
+    ``finetune_head(forecast_head([e_T ; e_demo]))`` (F -> 1), as the reference code fine-tunes."""
 
     def __init__(
         self,
@@ -82,25 +126,30 @@ class STraTSNet(nn.Module):
         n_heads: int = 4,
         n_layers: int = 2,
         dropout: float = 0.2,
+        finetune: bool = False,
     ) -> None:
         super().__init__()
+        self.dropout = dropout
+        self.finetune = finetune
         self.embed = TripletEmbedding(n_variables, d_model)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, n_heads, dropout, gap_penalty=False) for _ in range(n_layers)
-        )
+        self.blocks = nn.ModuleList(STraTSBlock(d_model, n_heads, dropout, dropout) for _ in range(n_layers))
         self.fusion = FusionAttention(d_model)
         self.static = StaticEncoder(n_static, d_model)
         self.head = nn.Linear(2 * d_model, 1)
         self.forecast_head = nn.Linear(2 * d_model, n_variables)
+        self.finetune_head = nn.Linear(n_variables, 1)
 
     def embedding(
         self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, static: torch.Tensor
     ) -> torch.Tensor:
         """[e_T ; e_demo]: (B, 2d)."""
         value, variable, time, valid = grid_to_triplets(values, mask, times)
-        x = self.embed(value, variable, time)
+        if self.training and self.dropout > 0:
+            dropped = torch.rand(len(value), mask.shape[-1], device=value.device) < self.dropout  # (B, F)
+            valid = valid & ~dropped.gather(1, variable)
+        x = F.dropout(self.embed(value, variable, time), self.dropout, self.training)
         for block in self.blocks:
-            x = block(x, None, valid)
+            x = block(x, valid)
         return torch.cat([self.fusion(x, valid), self.static(static)], dim=-1)
 
     def forward(
@@ -111,7 +160,8 @@ class STraTSNet(nn.Module):
         visit_valid: torch.Tensor,
         static: torch.Tensor,
     ) -> torch.Tensor:
-        return self.head(self.embedding(values, mask, times, static)).squeeze(-1)
+        e = self.embedding(values, mask, times, static)
+        return (self.finetune_head(self.forecast_head(e)) if self.finetune else self.head(e)).squeeze(-1)
 
     def forecast(
         self, values: torch.Tensor, mask: torch.Tensor, times: torch.Tensor, static: torch.Tensor

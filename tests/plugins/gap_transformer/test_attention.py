@@ -9,6 +9,7 @@ import torch
 
 from framework_plugins.gap_transformer.attention import GapAwareSelfAttention, attention_bias, time_distances
 from framework_plugins.gap_transformer.embeddings import grid_to_triplets
+from framework_plugins.gap_transformer.networks import GapAwareTransformerNet
 
 
 def _reference(attn: GapAwareSelfAttention, x: torch.Tensor, times: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -97,3 +98,40 @@ def test_one_bias_tensor_per_layer():
     with Count():
         bias = attention_bias(distances, torch.rand(h), valid, torch.float32)
     assert len(created) == 1 and bias.shape == (b, h, n, n)
+
+
+def test_without_gap_penalty_it_is_plain_multihead_attention():
+    """gap_penalty=False equals torch's nn.MultiheadAttention with the same weights and key padding mask, for any
+    visit times (so the switch removes the penalty exactly); the network then has no rho and no slopes."""
+    torch.manual_seed(1)
+    attn = GapAwareSelfAttention(16, 4, gap_penalty=False).double()
+    reference = torch.nn.MultiheadAttention(16, 4, batch_first=True).double()
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(attn.qkv.weight)
+        reference.in_proj_bias.copy_(attn.qkv.bias)
+        reference.out_proj.weight.copy_(attn.proj.weight)
+        reference.out_proj.bias.copy_(attn.proj.bias)
+    x = torch.randn(3, 7, 16, dtype=torch.float64)
+    valid = torch.rand(3, 7) > 0.3
+    valid[:, 0] = True
+    expected = reference(x, x, x, key_padding_mask=~valid, need_weights=False)[0]
+    for times in (-torch.rand(3, 7, dtype=torch.float64) * 5, torch.zeros(3, 7, dtype=torch.float64)):
+        torch.testing.assert_close(attn(x, time_distances(times), valid), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(attn(x, None, valid), expected, rtol=1e-10, atol=1e-10)
+    net = GapAwareTransformerNet(13, 4, d_model=16, n_heads=2, n_layers=2, gap_penalty=False)
+    assert net.slopes() is None and not any("rho" in name for name, _ in net.named_parameters())
+    assert GapAwareTransformerNet(13, 4, d_model=16, n_heads=2, n_layers=2).slopes().shape == (2, 2)
+
+
+def test_grid_tokens_give_one_token_per_visit_and_ignore_padding_visits():
+    torch.manual_seed(2)
+    net = GapAwareTransformerNet(3, 2, d_model=8, n_heads=2, n_layers=1, dropout=0.0, tokens="grid").eval()
+    values, mask, static = torch.randn(2, 4, 3), (torch.rand(2, 4, 3) > 0.3).float(), torch.randn(2, 2)
+    times = torch.tensor([[-2.0, -1.0, 0.0, 0.0], [-0.5, 0.0, 0.0, 0.0]])
+    valid = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    out = net(values, mask, times, valid, static)
+    poked = values.clone()
+    poked[~valid] = 100.0  # padding visits must not matter
+    torch.testing.assert_close(net(poked, mask, times, valid, static), out)
+    poked[0, 0] = 100.0  # a real visit does
+    assert not torch.allclose(net(poked, mask, times, valid, static)[0], out[0])

@@ -73,24 +73,25 @@ def test_transformer_overfits_a_tiny_cohort(cohort):
     assert F.mse_loss(model(batch), batch[-1]).item() < 0.05 * start
 
 
-def test_transformer_beats_the_lme_on_the_default_synthetic_cohort():
-    """The simulator's 24-month change is s (2.6 + 0.6 t) with a per-participant slope s that only the history
-    reveals, so a history model must beat the anchor-covariate LME on held-out participants."""
+def test_transformer_beats_the_trajectory_lme_on_the_default_synthetic_cohort():
+    """The simulator's 24-month change depends on a latent rate that fluctuates in time and that the leading
+    biomarkers reveal; the linear trajectory LME cannot use them, so the residual transformer must beat it on
+    held-out participants."""
     torch.manual_seed(0)
-    data = ADNICohort(n_participants=400, lme_candidates=("APOE4", "FAQ", "YEARS"), batch_size=64)
+    data = ADNICohort(n_participants=400, max_visits=6, batch_size=64)
     data.setup("fit")
     train = data.splits["train"]
     batches = [CohortBatch(*(t[i : i + 64] for t in train)) for i in range(0, len(train[0]), 64)]
-    model = GapAwareTransformer(d_model=32, n_layers=1, dropout=0.1)
-    _train(model, batches, 8 * len(batches), 3e-3)
+    model = GapAwareTransformer(d_model=16, n_heads=2, n_layers=1, dropout=0.1)
+    _train(model, batches, 10 * len(batches), 3e-3)
     model.eval()
     test = data.splits["test"]
     with torch.no_grad():
-        mse = F.mse_loss(model(test), test[-1]).item()
-    lme = F.mse_loss(test[-2], test[-1]).item()
-    r = np.corrcoef(model(test).detach().numpy(), test[-1].numpy())[0, 1]
-    r_lme = np.corrcoef(test[-2].numpy(), test[-1].numpy())[0, 1]
-    assert mse < 0.9 * lme and r > r_lme + 0.2, (mse, lme, r, r_lme)
+        prediction = model(test)
+    mse, lme = F.mse_loss(prediction, test.y).item(), F.mse_loss(test.y_ref, test.y).item()
+    r = np.corrcoef(prediction.numpy(), test.y.numpy())[0, 1]
+    r_lme = np.corrcoef(test.y_ref.numpy(), test.y.numpy())[0, 1]
+    assert mse < 0.85 * lme and r > r_lme + 0.1, (mse, lme, r, r_lme)
 
 
 def test_strats_forecasting_pretext_learns(cohort):
@@ -123,7 +124,7 @@ def test_bad_arguments_name_the_field(kwargs, field):
 
 
 def test_blup_reference_uses_only_past_outcomes():
-    data = ADNICohort(**{**SMALL, "lme_prediction": "blup"})
+    data = ADNICohort(**{**SMALL, "lme_prediction": "blup"})  # the anchor-level LME's causal BLUP
     data.setup("fit")
     a = data.cohort.anchors
     population = data.cohort.lme.predict(a.covariates())
@@ -133,3 +134,26 @@ def test_blup_reference_uses_only_past_outcomes():
     first[order] = [not ((a.rid == a.rid[i]) & (a.label_years <= a.years[i])).any() for i in order]
     np.testing.assert_allclose(y_ref[first[order]], population[order][first[order]], rtol=1e-5, atol=1e-5)
     assert not np.allclose(y_ref, population[order], atol=1e-3)
+
+
+def test_test_writes_predictions_with_gaps_and_logs_each_heads_gap_penalty(tmp_path):
+    import lightning.pytorch as pl
+    import pandas as pd
+
+    data = ADNICohort(**{**SMALL, "max_visits": 6})
+    model = GapAwareTransformer(d_model=8, n_heads=2, n_layers=2)
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path
+    )
+    trainer.fit(model, datamodule=data)
+    metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+    slopes = model.net.slopes().detach()
+    for layer in range(2):
+        for head in range(2):
+            assert metrics[f"test/gap_slope_l{layer}h{head}"] == pytest.approx(float(slopes[layer, head]))
+    table = pd.read_csv(tmp_path / "test_predictions.csv")
+    test = data.splits["test"]
+    assert len(table) == len(test.y)
+    np.testing.assert_allclose(table["observed"], test.y.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(table["participant"], data.cohort.anchors.rid[data.cohort.index["test"]])
+    assert (table["gap"] > 0).all() and (table["biomarker_age"] >= 0).all()
