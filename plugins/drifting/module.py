@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -10,11 +10,19 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from framework.figures import figure, image_grid, scatter_samples
 from framework.metrics import moment_matched_gaussian, sample_distances
 from framework.module import FrameworkModule, default_optimizer
+from framework_plugins.drifting.features import Encoder, PCAFeatures, build_encoder
 from framework_plugins.drifting.field import kernel_overlap, normalized_drift_loss
 from framework_plugins.drifting.generator import ConvGenerator, MLPGenerator
 from framework_plugins.drifting.kernels import KernelName
+from framework_plugins.drifting.two_sample import knn_two_sample
 
 EVAL_SEED = 4242
+
+
+class DriftingInputs(Protocol):
+    """What :class:`DriftingGenerator` reads from its datamodule (:class:`DriftingData` provides it)."""
+
+    splits: dict[str, tuple[torch.Tensor, ...]]  # "train" -> (data,): fits the ``pca`` encoder
 
 
 class DriftingGenerator(FrameworkModule):
@@ -25,9 +33,12 @@ class DriftingGenerator(FrameworkModule):
     from ``eval_samples`` generated points vs held-out data: ``<stage>/field_sq``, ``<stage>/mmd``,
     ``<stage>/energy``, ``<stage>/sliced_w2``, ``<stage>/w2`` and ``<stage>/overlap_ratio`` = Phi(q) / Phi(p),
     Phi(q) = E_{x~q, y~p} k(x, y) with the kernel at length ``overlap_scale`` x (mean held-out pairwise distance):
-    the missing-mass monitor (this project's assumption, see README); at test also the moment-matched Gaussian
-    baseline (``test/*_gaussian_baseline``). The figure ``samples`` at the end of fit (the last validation's) and of
-    test.
+    the missing-mass monitor (this project's assumption, see README); at test also the 1-NN classifier two-sample
+    test ``test/c2st`` (leave-one-out accuracy, 0.5 = indistinguishable) with its permutation p-value
+    ``test/c2st_pvalue``, and the moment-matched Gaussian baseline (``test/*_gaussian_baseline``, c2st included).
+    With an ``encoder``, the loss adds the same normalised drifting loss on the fixed features phi(x) vs phi(y)
+    (feature-space drifting, App. A.6), logged as ``train/feature_field_sq``; ``field_sq`` stays the pixel field.
+    The figure ``samples`` at the end of fit (the last validation's) and of test.
 
     Args:
         dim: data dimension.
@@ -41,6 +52,9 @@ class DriftingGenerator(FrameworkModule):
         eval_samples: generated samples for the metrics.
         overlap_scale: monitor kernel length in units of the mean held-out distance.
         chunk_size: queries per block in the field computation (bounded memory), None = one block.
+        encoder: fixed feature encoder for feature-space drifting: ``none``, ``pca`` (whitened principal components
+            of the training split) or ``random_conv`` (frozen random 3x3 convolution, square images only).
+        encoder_dim: PCA components or random-convolution channels.
         optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
             ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
         lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
@@ -60,6 +74,8 @@ class DriftingGenerator(FrameworkModule):
         eval_samples: int = 1000,
         overlap_scale: float = 0.5,
         chunk_size: int | None = None,
+        encoder: Encoder = "none",
+        encoder_dim: int = 16,
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -72,17 +88,27 @@ class DriftingGenerator(FrameworkModule):
         self.kernel, self.temperatures = kernel, tuple(temperatures)
         self.gen_batch, self.eval_samples = gen_batch, eval_samples
         self.overlap_scale, self.chunk_size = overlap_scale, chunk_size
+        self.encoder = build_encoder(encoder, dim, encoder_dim)
         self._held_out: list[torch.Tensor] = []
         self._last_val: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def setup(self, stage: str) -> None:
+        if isinstance(self.encoder, PCAFeatures) and stage == "fit":
+            self.encoder.fit(self.data(DriftingInputs).splits["train"][0].to(self.device))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         z = torch.randn(self.gen_batch, self.noise_dim, device=self.device)
-        loss, field_sq = normalized_drift_loss(
-            self.generator(z), batch[0], self.kernel, self.temperatures, self.chunk_size
-        )
+        x = self.generator(z)
+        loss, field_sq = normalized_drift_loss(x, batch[0], self.kernel, self.temperatures, self.chunk_size)
+        if self.encoder is not None:
+            feature_loss, feature_sq = normalized_drift_loss(
+                self.encoder(x), self.encoder(batch[0]), self.kernel, self.temperatures, self.chunk_size
+            )
+            loss = loss + feature_loss
+            self.log("train/feature_field_sq", feature_sq)
         self.log("train/loss", loss)
         self.log("train/field_sq", field_sq, prog_bar=True)
         return loss
@@ -113,8 +139,13 @@ class DriftingGenerator(FrameworkModule):
 
     def on_test_epoch_end(self) -> None:
         samples, data = self._evaluate("test")
-        for key, value in sample_distances(moment_matched_gaussian(data, EVAL_SEED + 1), data).items():
+        baseline = moment_matched_gaussian(data, EVAL_SEED + 1)
+        for key, value in sample_distances(baseline, data).items():
             self.log(f"test/{key}_gaussian_baseline", value)
+        accuracy, p_value = knn_two_sample(samples, data, seed=EVAL_SEED)
+        self.log("test/c2st", accuracy)
+        self.log("test/c2st_pvalue", p_value)
+        self.log("test/c2st_gaussian_baseline", knn_two_sample(baseline, data, seed=EVAL_SEED)[0])
         self._figure(samples, data)
 
     def _evaluate(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,6 +36,7 @@ class GaussianMixture:
         self.eigvals, self.eigvecs = torch.linalg.eigh(covs)  # Sigma_k = Q_k diag(lambda_k) Q_k^T
         if (self.eigvals <= 0).any():
             raise ValueError("every covariance must be positive definite (found an eigenvalue <= 0)")
+        self.shared = bool((covs == covs[:1]).all())  # one Sigma for every component: the O(n K d) velocity path
 
     @classmethod
     def gaussian(cls, mean: torch.Tensor, cov: torch.Tensor) -> GaussianMixture:
@@ -71,7 +72,10 @@ class GaussianMixture:
         means = self.means.to(x.dtype)[None]  # (1, K, d)
         q = self.eigvecs.to(x.dtype)
         s = (1 - t) ** 2 + t**2 * lam  # eigenvalues of S_{t,k}
-        z = torch.einsum("kji,nkj->nki", q, x[:, None, :] - t * means)  # Q_k^T (x - t m_k)
+        if self.shared:  # Q^T (x - t m_k) = Q^T x - t Q^T m_k: no (n, K, d, d) contraction
+            z = (x @ q[0])[:, None, :] - t * (means @ q[0])
+        else:
+            z = torch.einsum("kji,nkj->nki", q, x[:, None, :] - t * means)  # Q_k^T (x - t m_k)
         log_w = (
             torch.log(self.weights.to(x.dtype))
             - 0.5 * (z**2 / s).sum(-1)
@@ -79,6 +83,9 @@ class GaussianMixture:
             - 0.5 * self.dim * math.log(2 * math.pi)
         )
         w = torch.softmax(log_w, dim=1)  # (n, K)
+        if self.shared:  # sum_k w_k [m_k + Q c z_k] = w M + Q (c * sum_k w_k z_k), c = (t lambda - (1-t)) / s
+            mixed = torch.einsum("nk,nki->ni", w, z)
+            return w @ means[0] + (((t * lam - (1 - t)) / s)[:, 0] * mixed) @ q[0].T
         per_comp = means + torch.einsum("kij,nkj->nki", q, (t * lam - (1 - t)) / s * z)
         return (w[..., None] * per_comp).sum(1)
 
