@@ -6,7 +6,10 @@
   residual vs not, triplet vs grid tokens, the transformer vs each baseline), 95% t intervals over the seeds;
 - figures pooled over the seeds' test splits: predicted vs observed, calibration (mean observed change per decile
   of the prediction), test MSE by the time since the previous visit and by the age of the latest leading biomarker,
-  and the learned gap penalty softplus(rho_h) per head and seed (from the ``test/gap_slope_l<l>h<h>`` metrics).
+  and the learned gap penalty softplus(rho_h) per head and seed (from the ``test/gap_slope_l<l>h<h>`` metrics),
+  beside its initial value and the simulator's information-decay rate 1 / tau (the correlation of the rate
+  fluctuation decays with the gap as exp(-gap / tau); the rate is 0 without the gap effect:
+  :func:`gap_report_no_gap_effect`).
 
 The per-anchor test predictions are gathered from the runs' ``test_predictions.csv`` into
 ``<out>/test_predictions.csv.gz`` (committed with the results), so the figures can be redrawn without the run
@@ -25,12 +28,15 @@ import pandas as pd
 
 from framework.experiments.stats import paired_difference
 from framework.figures import pyplot
+from framework_plugins.gap_transformer.attention import GapAwareSelfAttention
 from framework_plugins.gap_transformer.features import NEVER
 from framework_plugins.gap_transformer.module import PREDICTIONS_FILE
+from framework_plugins.gap_transformer.synthetic import SimulatorConfig
 
 PREDICTIONS = "test_predictions.csv.gz"
 QUESTIONS = (  # (variant, against, what the difference answers)
     ("gap_transformer", "no_gap_penalty", "does the learned gap penalty help?"),
+    ("learned_penalty", "no_gap_penalty", "does a gap penalty trained at a scaled learning rate help?"),
     ("gap_transformer", "no_residual", "does learning the residual over the LME help?"),
     ("gap_transformer", "grid_tokens", "do triplet tokens beat one token per visit?"),
     ("gap_transformer", "least_squares", "vs least squares on history summaries"),
@@ -163,8 +169,14 @@ def slope_table(exp: dict[str, Any], runs: dict[tuple[str, int], dict[str, Any]]
     return pd.DataFrame(rows, columns=["variant", "seed", "layer", "head", "slope"])
 
 
-def draw_slopes(out: Path, slopes: pd.DataFrame) -> None:
-    """gap_slopes.png: the learned softplus(rho_h) per head (x) and seed (dots), one colour per variant."""
+def initial_slopes(n_heads: int) -> np.ndarray:
+    """(n_heads,) softplus(rho_h) at initialisation (the attention's default geometric spread)."""
+    return GapAwareSelfAttention(n_heads, n_heads).slopes().detach().numpy()
+
+
+def draw_slopes(out: Path, slopes: pd.DataFrame, decay_rate: float) -> None:
+    """gap_slopes.png: the learned softplus(rho_h) per head (x) and seed (dots), one colour per variant; crosses at
+    the initial values and a dashed line at the simulator's decay rate ``decay_rate`` (when > 0, the log axis)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     heads = sorted({(layer, head) for layer, head in zip(slopes.layer, slopes["head"], strict=True)})
@@ -176,6 +188,10 @@ def draw_slopes(out: Path, slopes: pd.DataFrame) -> None:
             for a, b in zip(part.layer, part["head"], strict=True)
         ]
         ax.scatter(x, part.slope, s=10, alpha=0.7, label=variant)
+    start = initial_slopes(int(slopes["head"].max()) + 1)
+    ax.scatter(range(len(heads)), [start[b] for _, b in heads], marker="x", c="k", label="initial")
+    if decay_rate > 0:
+        ax.axhline(decay_rate, ls="--", c="grey", lw=0.8, label="simulator's 1 / tau")
     ax.set_xticks(range(len(heads)), [f"layer {a} head {b}" for a, b in heads], fontsize=7)
     ax.set(ylabel="learned gap penalty per year", yscale="log", title="softplus(rho_h) at the selected checkpoint")
     ax.legend(fontsize=6)
@@ -184,8 +200,15 @@ def draw_slopes(out: Path, slopes: pd.DataFrame) -> None:
     plt.close(fig)
 
 
-def gap_report(out: Path, exp: dict[str, Any], runs: dict[tuple[str, int], dict[str, Any]], prefix: str) -> str:
-    """The markdown section (module docstring); figures are written into ``out`` and linked as prefix + name."""
+def gap_report(
+    out: Path,
+    exp: dict[str, Any],
+    runs: dict[tuple[str, int], dict[str, Any]],
+    prefix: str,
+    decay_rate: float = 1 / SimulatorConfig().tau,
+) -> str:
+    """The markdown section (module docstring); figures are written into ``out`` and linked as prefix + name.
+    ``decay_rate``: the simulator's information-decay rate per year, printed beside the learned penalties."""
     lines = ["", "## Paired questions (test MSE, variant minus the other, per seed)", ""]
     rows = question_rows(exp, runs)
     if rows:
@@ -218,12 +241,27 @@ def gap_report(out: Path, exp: dict[str, Any], runs: dict[tuple[str, int], dict[
                 lines += [f"| {variant} | " + " | ".join(cells) + " |"]
     slopes = slope_table(exp, runs)
     if len(slopes):
-        draw_slopes(out, slopes)
+        draw_slopes(out, slopes, decay_rate)
         summary = slopes.groupby(["variant", "layer", "head"])["slope"].agg(["mean", "min", "max"]).reset_index()
+        start = initial_slopes(int(slopes["head"].max()) + 1)
         lines += ["", "## Learned gap penalties", "", f"![gap_slopes]({prefix}gap_slopes.png)", ""]
-        lines += ["| variant | layer | head | mean over seeds | min | max |", "|---|---|---|---|---|---|"]
         lines += [
-            f"| {r.variant} | {r.layer} | {r['head']} | {r['mean']:.3f} | {r['min']:.3f} | {r['max']:.3f} |"
+            f"Per year, at the selected checkpoint; the simulator's information-decay rate 1 / tau is "
+            f"{decay_rate:.3g} per year.",
+            "",
+            "| variant | layer | head | initial | mean over seeds | min | max |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r.variant} | {r.layer} | {r['head']} | {start[r['head']]:.3f} | {r['mean']:.3f} | {r['min']:.3f} | "
+            f"{r['max']:.3f} |"
             for _, r in summary.iterrows()
         ]
     return "\n".join(lines) + "\n"
+
+
+def gap_report_no_gap_effect(
+    out: Path, exp: dict[str, Any], runs: dict[tuple[str, int], dict[str, Any]], prefix: str
+) -> str:
+    """:func:`gap_report` for an experiment on the simulator with ``gap_effect: false`` (decay rate 0)."""
+    return gap_report(out, exp, runs, prefix, decay_rate=0.0)

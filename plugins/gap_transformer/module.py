@@ -7,8 +7,10 @@ model equals MSE(f, y - y_ref).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from framework.figures import figure
 from framework.module import FrameworkModule, default_optimizer
+from framework.optim.param_groups import named_param_groups
 from framework_plugins.gap_transformer.datamodule import Cohort, CohortBatch
 from framework_plugins.gap_transformer.features import feature_names, history_features
 from framework_plugins.gap_transformer.grud import GRUDNet
@@ -29,6 +32,27 @@ from framework_plugins.gap_transformer.schema import FEATURES, STATIC
 N_VARIABLES, N_STATIC = len(FEATURES), len(STATIC)
 PREDICTIONS_FILE = "test_predictions.csv"
 LEADING = ("FDG", "AV45", "ABETA", "TAU", "PTAU")  # the biomarkers whose age is written per test anchor
+GAP_PENALTY_ROUTE = "gap_penalty"  # the parameter-group route of the attention's rho_h
+
+
+def gap_penalty_route(name: str, param: nn.Parameter) -> str:
+    """``gap_penalty`` for the attention's per-head rho (the parameter named ``...rho``), ``other`` otherwise."""
+    return GAP_PENALTY_ROUTE if name.rsplit(".", 1)[-1] == "rho" else "other"
+
+
+def scale_route_lr(
+    factory: Callable[[list[dict[str, Any]]], torch.optim.Optimizer],
+    route: str,
+    scale: float,
+    groups: list[dict[str, Any]],
+) -> torch.optim.Optimizer:
+    """``factory(groups)`` with lr -> scale * lr in every group whose ``route`` is ``route``; applied before a
+    scheduler is built on the optimizer, so the scheduler's base learning rates include the scale."""
+    optimizer = factory(groups)
+    for group in optimizer.param_groups:
+        if group.get("route") == route:
+            group["lr"] = group["lr"] * scale
+    return optimizer
 
 
 class AnchoredCohort(Protocol):
@@ -202,6 +226,9 @@ class GapAwareTransformer(CDRSBForecaster):
         residual: learn y - y_ref (True, the paper's design) or y itself.
         gap_penalty: the learned per-head time-gap penalty in attention (False: plain attention).
         tokens: ``triplet`` (one token per observation, the paper) or ``grid`` (one token per visit).
+        gap_penalty_lr_scale: the rho_h of the gap penalty form their own parameter groups (route
+            ``gap_penalty``, no weight decay as before) whose learning rate is this factor times the optimizer's;
+            1 trains exactly as one learning rate for all parameters (tests check it). > 0.
         optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
             ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
         lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
@@ -217,10 +244,17 @@ class GapAwareTransformer(CDRSBForecaster):
         residual: bool = True,
         gap_penalty: bool = True,
         tokens: str = "triplet",
+        gap_penalty_lr_scale: float = 1.0,
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__(residual, optimizer, lr_scheduler)
+        if not gap_penalty_lr_scale > 0:
+            raise ValueError(
+                f"model.init_args.gap_penalty_lr_scale={gap_penalty_lr_scale!r} must be > 0 (1 = the optimizer's lr)."
+            )
+        super().__init__(
+            residual, partial(scale_route_lr, optimizer, GAP_PENALTY_ROUTE, gap_penalty_lr_scale), lr_scheduler
+        )
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.net = GapAwareTransformerNet(
             N_VARIABLES,
@@ -232,6 +266,10 @@ class GapAwareTransformer(CDRSBForecaster):
             gap_penalty,
             tokens,  # type: ignore[arg-type]
         )
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The default decay / no-decay groups, with the gap penalty's rho_h routed to groups of their own."""
+        return named_param_groups(self, route=gap_penalty_route)
 
 
 class GRUD(CDRSBForecaster):

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from framework_plugins.gap_transformer.analysis import binned_mse, gap_report, question_rows, slope_table
+from framework_plugins.gap_transformer.analysis import (
+    binned_mse,
+    gap_report,
+    gap_report_no_gap_effect,
+    initial_slopes,
+    question_rows,
+    slope_table,
+)
 
 
 def _runs() -> dict[tuple[str, int], dict]:
@@ -52,3 +59,18 @@ def test_slopes_and_the_section_render_without_run_directories(tmp_path):
     text = gap_report(tmp_path, {"variants": ["gap_transformer", "no_gap_penalty"]}, _runs(), "x/")
     assert "does the learned gap penalty help?" in text and "![gap_slopes](x/gap_slopes.png)" in text
     assert (tmp_path / "gap_slopes.png").is_file()
+
+
+def test_initial_slopes_are_the_documented_geometric_spread():
+    np.testing.assert_allclose(initial_slopes(2), [0.1, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(initial_slopes(3), [0.1, math.sqrt(0.1), 1.0], rtol=1e-6)
+
+
+def test_slope_table_prints_initial_values_and_the_decay_rate(tmp_path):
+    runs = {(("learned_penalty" if v == "gap_transformer" else v), s): r for (v, s), r in _runs().items()}
+    exp = {"variants": ["learned_penalty", "no_gap_penalty"]}
+    text = gap_report(tmp_path, exp, runs, "x/")
+    assert "does a gap penalty trained at a scaled learning rate help?" in text
+    assert "1 / tau is 0.667 per year" in text  # the simulator's tau = 1.5 years
+    assert "| learned_penalty | 0 | 0 | 0.100 | 0.200 | 0.100 | 0.300 |" in text  # initial, mean, min, max
+    assert "1 / tau is 0 per year" in gap_report_no_gap_effect(tmp_path, exp, runs, "x/")
