@@ -1,9 +1,13 @@
 """Report sections of the TopoFisher experiments (``analysis:`` in ``configs/topofisher/experiments/*.yaml``).
 
-They read only the run records (the test/ metrics each run logged), never the run directories:
+They read the run records (the test/ metrics each run logged); only :func:`spiral` copies one figure out of a run
+directory:
 
 - :func:`fisher_ellipses`: the exact ln|F| the runs logged and the 1-sigma ellipses of N(0, F^-1) for the seed-mean
   held-out F of every variant (from ``test/F_ij``) next to the exact one (``test/F_exact_ij``).
+- :func:`spiral`: the ellipses plus the vertex filtration of each variant that has one (its first seed's
+  ``filtration.png`` from the test, copied next to the results while the run directory exists; the committed copy
+  is shown afterwards).
 - :func:`simulator_shift`: the change of held-out ln|F| between the two named test sets of the lensing experiment,
   Delta = ln|F| on Gaussian maps - ln|F| on lognormal maps (same seeds, same C_l), per variant over seeds, plus the
   ellipses.
@@ -12,6 +16,7 @@ They read only the run records (the test/ metrics each run logged), never the ru
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +145,32 @@ def simulator_shift(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = ""
         ratio = fmt(math.exp(s.mean))
         lines.append(f"| {variant} | {s.n} | {fmt(s.mean)} +- {fmt(s.sd)} | [{fmt(low)}, {fmt(high)}] | {ratio} |")
     return "\n".join(lines + ellipse_section(out, exp, runs, prefix)) + "\n"
+
+
+def filtration_section(out: Path, exp: dict[str, Any], runs: Runs, prefix: str) -> list[str]:
+    """Markdown lines showing ``filtration_<variant>.png`` for each variant whose test logged a vertex-filtration
+    figure: copied from its first finished seed's run directory when that exists, else the copy committed
+    earlier."""
+    lines = []
+    for variant in exp["variants"]:
+        target = out / f"filtration_{variant}.png"
+        records = ok_runs(runs, variant)
+        if records and (found := sorted(Path(records[0]["run_dir"]).glob("figures/test-*/filtration.png"))):
+            shutil.copyfile(found[-1], target)
+        if target.exists():
+            lines += [
+                "",
+                f"## Filtration: {variant}",
+                "",
+                f"The first test point cloud of seed {records[0]['seed'] if records else '?'} coloured by its vertex "
+                "filtration value f and, for a learned filtration, by the learned correction to the distance to "
+                "measure, g = f - DTM.",
+                "",
+                f"![{variant} filtration]({prefix}filtration_{variant}.png)",
+            ]
+    return lines
+
+
+def spiral(out: Path, exp: dict[str, Any], runs: Runs, prefix: str = "") -> str:
+    """Report section: the exact ln|F|, the Fisher ellipses and the trained vertex filtrations."""
+    return "\n".join(ellipse_section(out, exp, runs, prefix) + filtration_section(out, exp, runs, prefix)) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -95,6 +96,77 @@ class DistanceToMeasure(Filtration):
         sq = torch.cdist(self.grid.to(points).expand(len(points), -1, -1), points) ** 2  # (m, R^2, n)
         nearest = sq.topk(min(self.k, points.shape[1]), dim=-1, largest=False).values
         return nearest.mean(-1).sqrt().reshape(len(points), 1, self.resolution, self.resolution)
+
+
+def knn_distances(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Distances from each point to its k nearest other points, ascending: (m, n, 2) -> (m, n, k)."""
+    if not 1 <= k < points.shape[1]:
+        raise ValueError(f"k={k} nearest neighbours needs 1 <= k < n_points={points.shape[1]}.")
+    sq = ((points[:, :, None] - points[:, None]) ** 2).sum(-1)  # (m, n, n), differentiable (cdist is not at 0)
+    nearest = sq.topk(k + 1, dim=-1, largest=False).values[..., 1:]  # drop the point itself
+    return nearest.clamp_min(1e-30).sqrt()
+
+
+class VertexFiltration(Filtration):
+    """A function on the points of a cloud, extended to the Delaunay (alpha) complex by
+    :func:`~framework_plugins.topofisher.persistence.vertex_filtration_values` (complex ``alpha_vertex`` of
+    :class:`~framework_plugins.topofisher.summaries.TopologicalSummary`). (m, n, 2) -> (m, n, 3) = (x, y, f).
+    A subclass implements ``values``."""
+
+    @abstractmethod
+    def values(self, points: torch.Tensor) -> torch.Tensor:
+        """Vertex values f (m, n) of the point clouds (m, n, 2)."""
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        return torch.cat([points, self.values(points)[..., None]], dim=-1)
+
+
+class DTMVertices(VertexFiltration):
+    """Distance to measure at each point (the public TopoFisher ``alpha_dtm`` baseline):
+    f_i = sqrt(mean_{j <= k} d_ij^2) over its k nearest other points. Fixed.
+
+    Args:
+        k: neighbours averaged (1 <= k < n_points).
+    """
+
+    def __init__(self, k: int = 100) -> None:
+        super().__init__()
+        self.k = k
+
+    def values(self, points: torch.Tensor) -> torch.Tensor:
+        return (knn_distances(points, self.k) ** 2).mean(-1).sqrt()
+
+
+class LearnedVertices(VertexFiltration):
+    """A learned vertex filtration on the k nearest-neighbour distances (the public TopoFisher
+    ``learnable_dense_point`` spiral config: an MLP on k = 100 kNN distances, hidden (64, 32), leaky ReLU):
+    f_i = DTM_i + g(d_i1, ..., d_ik), g an MLP whose last layer starts at zero, so training starts from the
+    alpha-DTM filtration (the fixed baseline) and learns a correction.
+
+    Args:
+        k: nearest-neighbour distances fed to the MLP (1 <= k < n_points).
+        hidden: hidden sizes of the MLP.
+    """
+
+    def __init__(self, k: int = 100, hidden: Sequence[int] = (64, 32)) -> None:
+        super().__init__()
+        self.k = k
+        sizes = [k, *hidden, 1]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers += [nn.Linear(a, b)] + ([nn.LeakyReLU(0.01)] if i < len(sizes) - 2 else [])
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
+        self.net = nn.Sequential(*layers)
+
+    def correction(self, points: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
+        """The learned part g (m, n) of f = DTM + g (``d``: the kNN distances, if already computed)."""
+        d = knn_distances(points, self.k) if d is None else d
+        return self.net(d.to(self.net[0].weight.dtype)).squeeze(-1).to(d)
+
+    def values(self, points: torch.Tensor) -> torch.Tensor:
+        d = knn_distances(points, self.k)
+        return (d**2).mean(-1).sqrt() + self.correction(points, d)
 
 
 def as_images(x: torch.Tensor, channels: int) -> torch.Tensor:

@@ -85,3 +85,12 @@ def imnn_regularizer(cov: torch.Tensor, strength: float = 10.0, epsilon: float =
     alpha = -math.log(epsilon * (strength - 1) + epsilon**2 / (1 + epsilon)) / epsilon
     r = strength * lam2 / (lam2 + torch.exp(-alpha * lam2))
     return r * lam2
+
+
+def moment_penalties(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussianity penalties of the public TopoFisher loss (``lambda_s`` skewness, ``lambda_k`` kurtosis): for each
+    of the 1 + 2p simulation sets of seed-matched summaries t (n, 1 + 2p, d), standardise each feature over the n
+    seeds (population std), skewness g1 = mean z^3 and excess kurtosis g2 = mean z^4 - 3 (scipy.stats.skew /
+    kurtosis with bias=True); returns (mean of g1^2, mean of g2^2) over features and sets."""
+    z = (t - t.mean(0)) / t.std(0, correction=0).clamp_min(1e-12)
+    return (z**3).mean(0).pow(2).mean(), ((z**4).mean(0) - 3).pow(2).mean()

@@ -3,6 +3,7 @@ Fisher information ln|F| of its summaries, estimated from seed-matched simulatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
@@ -12,16 +13,23 @@ from torch import nn
 
 from framework.figures import log_figure
 from framework.module import FrameworkModule, default_optimizer
+from framework_plugins.topofisher.filtrations import VertexFiltration
 from framework_plugins.topofisher.fisher import (
     fisher_from_summaries,
     imnn_regularizer,
     mean_derivative,
+    moment_penalties,
     moped_weights,
     split_fisher,
     split_summaries,
 )
 from framework_plugins.topofisher.fisher import log_det as fisher_log_det
-from framework_plugins.topofisher.plots import diagram_figure, filtration_figure, fisher_figure
+from framework_plugins.topofisher.plots import (
+    diagram_figure,
+    filtration_figure,
+    fisher_figure,
+    vertex_filtration_figure,
+)
 from framework_plugins.topofisher.simulators import Simulator
 from framework_plugins.topofisher.summaries import SummaryNetwork
 
@@ -74,6 +82,12 @@ class TopoFisher(FrameworkModule):
     is known, and ``test/<name>/...`` for each extra test set of the datamodule's ``test_simulators``.
     ``predict`` returns the compressed summaries (batch, 1 + 2p, p).
 
+    Options of the public TopoFisher training: ``skewness_weight`` / ``kurtosis_weight`` add lambda_s mean g1^2 +
+    lambda_k mean g2^2 of the compressed training summaries (:func:`fisher.moment_penalties`; the public configs use
+    0.05 / 0.2), and ``patience`` stops on held-out information: after ``patience`` validation epochs without a
+    higher ``val/log_det_F`` (or at the last epoch) the weights of the best validation epoch are restored and
+    training stops, so the checkpoint the test loads is the best one on the validation simulations.
+
     Args:
         summary: the summary network, simulations (m, *shape) -> summaries (m, out_features): a SummaryNetwork
             (TopologicalSummary, IMNNNetwork, PowerSpectrum, PeakCounts or a subclass of your own).
@@ -84,6 +98,13 @@ class TopoFisher(FrameworkModule):
         standardize_sims: training seeds whose fiducial summaries fit the standardisation (mean / std).
         moped_sims: training seeds used to refit the MOPED compression before each evaluation (``moped`` only).
         cache_diagrams: memoize the persistence diagrams of the simulations (frozen filtrations only).
+        skewness_weight: lambda_s of the skewness penalty (0 = off).
+        kurtosis_weight: lambda_k of the excess-kurtosis penalty (0 = off).
+        patience: validation epochs without improvement of ``val/log_det_F`` before stopping with the best weights
+            restored; null = train all epochs and keep the last weights.
+        test_moped: also log ``test/moped/...``: the held-out metrics of MOPED (fitted on ``moped_sims`` training
+            seeds) on the standardised summaries, whatever the compressor: the trained summary read the way the
+            fixed baselines are (the same numbers as ``test/...`` for the ``moped`` compressor).
         optimizer: callable params -> torch.optim.Optimizer, given this module's named parameter groups (YAML:
             ``class_path`` with ``init_args``); default AdamW(lr=1e-3).
         lr_scheduler: callable optimizer -> LR scheduler, stepped after every optimizer step (YAML: ``class_path``
@@ -100,6 +121,10 @@ class TopoFisher(FrameworkModule):
         standardize_sims: int = 128,
         moped_sims: int = 256,
         cache_diagrams: bool = False,
+        skewness_weight: float = 0.0,
+        kurtosis_weight: float = 0.0,
+        patience: int | None = None,
+        test_moped: bool = False,
         optimizer: OptimizerCallable = default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -123,6 +148,18 @@ class TopoFisher(FrameworkModule):
         if regularizer_weight < 0:
             raise ValueError(f"model.init_args.regularizer_weight={regularizer_weight} must be >= 0 (0 = off).")
         self.regularizer_weight = regularizer_weight
+        for name, value in (("skewness_weight", skewness_weight), ("kurtosis_weight", kurtosis_weight)):
+            if value < 0:
+                raise ValueError(
+                    f"model.init_args.{name}={value} must be >= 0 (0 = off; the public configs use 0.05 / 0.2)."
+                )
+        if patience is not None and patience < 1:
+            raise ValueError(
+                f"model.init_args.patience={patience} must be >= 1 validation epochs, or null (no early stop)."
+            )
+        self.skewness_weight, self.kurtosis_weight, self.patience = skewness_weight, kurtosis_weight, patience
+        self.test_moped = test_moped
+        self._best: dict[str, Any] = {"value": -math.inf, "bad": 0, "state": None}
         self.standardize_sims, self.moped_sims = standardize_sims, moped_sims
         if cache_diagrams and not getattr(summary, "frozen_diagrams", False):
             raise ValueError(
@@ -201,16 +238,21 @@ class TopoFisher(FrameworkModule):
         loss = -log_det
         if self.regularizer_weight > 0:
             loss = loss + self.regularizer_weight * imnn_regularizer(cov)
+        if self.skewness_weight > 0 or self.kurtosis_weight > 0:
+            skew, kurt = moment_penalties(t)
+            loss = loss + self.skewness_weight * skew + self.kurtosis_weight * kurt
+            self.log("train/skewness_penalty", skew)
+            self.log("train/kurtosis_penalty", kurt)
         self.log("train/loss", loss)
         self.log("train/log_det_F", log_det, prog_bar=True)
         return loss
 
     @torch.no_grad()
-    def _fit_moped(self) -> None:
+    def _fit_moped(self, force: bool = False) -> None:
         """MOPED B = C^-1 dmu^T (d, p) of the standardised summaries of ``moped_sims`` training items, with zero
         rows for the nearly constant features (their covariance is numerically singular and their rare spikes would
-        get huge weights)."""
-        if self.compressor_kind != "moped":
+        get huge weights). Fitted for the ``moped`` compressor, or with ``force`` (``test_moped``)."""
+        if self.compressor_kind != "moped" and not force:
             return
         s = self._train_features(self.moped_sims).double()
         fiducial, plus, minus = split_summaries(s, self.n_params)
@@ -226,11 +268,11 @@ class TopoFisher(FrameworkModule):
         self._held_out = [[]]
 
     def on_test_epoch_start(self) -> None:
-        self._fit_moped()
+        self._fit_moped(force=self.test_moped)
         self._held_out = [[] for _ in range(1 + len(self._data.test_simulators))]
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._held_out[dataloader_idx].append(self.compress(self.features(batch)))
+        self._held_out[dataloader_idx].append(self.features(batch))  # compressed in _evaluate
 
     test_step = validation_step
 
@@ -239,6 +281,32 @@ class TopoFisher(FrameworkModule):
 
     def on_validation_epoch_end(self) -> None:
         self._val_fisher = self._evaluate("val", self._held_out[0], self.exact_fisher)
+        if self.patience is not None and not self.trainer.sanity_checking:
+            self._early_stopping(self._val_fisher)
+
+    def _early_stopping(self, fisher: torch.Tensor) -> None:
+        """Keep the weights (and held-out F) of the best ``val/log_det_F``; after ``patience`` epochs without
+        improvement, or at the last epoch, restore them and stop (before the checkpoint of this epoch is written)."""
+        best, value = self._best, float(fisher_log_det(fisher))
+        if value > best["value"]:
+            state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+            best.update(value=value, bad=0, state=state, fisher=fisher.detach().clone())
+        else:
+            best["bad"] += 1
+        last = self.current_epoch + 1 >= (self.trainer.max_epochs or math.inf)
+        if (best["bad"] >= self.patience or last) and best["state"] is not None:
+            self.load_state_dict(best["state"])
+            self._val_fisher = best["fisher"]
+            self.trainer.should_stop = True
+        self.log("val/best_log_det_F", best["value"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.patience is not None:
+            checkpoint["topofisher_early_stopping"] = self._best
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "topofisher_early_stopping" in checkpoint:
+            self._best = checkpoint["topofisher_early_stopping"]
 
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero and self._val_fisher is not None:
@@ -255,10 +323,16 @@ class TopoFisher(FrameworkModule):
         if self.trainer.is_global_zero:
             self._figures(fisher, "test")
 
-    def _evaluate(self, prefix: str, held_out: list[torch.Tensor], exact: torch.Tensor | None) -> torch.Tensor:
+    def _evaluate(
+        self, prefix: str, held_out: list[torch.Tensor], exact: torch.Tensor | None, compressed: bool = False
+    ) -> torch.Tensor:
         """Log ``<prefix>/log_det_F``, ``_split`` and (``exact`` known) ``info_ratio`` of the compressed held-out
-        summaries (batches of (b, 1 + 2p, p)); returns the held-out F (p, p)."""
-        t = self.gather_rows(held_out).double()
+        summaries (batches of standardised summaries (b, 1 + 2p, d), compressed here); with ``test_moped`` at test
+        also ``<prefix>/moped/...`` of the MOPED-compressed summaries. Returns the held-out F (p, p)."""
+        s = self.gather_rows(held_out)
+        if self.test_moped and prefix.startswith("test") and not prefix.endswith("/moped"):
+            self._evaluate(f"{prefix}/moped", [s @ self.moped.to(s)], exact, compressed=True)
+        t = (s if compressed else self.compress(s)).double()
         dtheta = self.dtheta.to(t)
         fisher = fisher_from_summaries(t, dtheta)[0]
         log_det = fisher_log_det(fisher)
@@ -282,5 +356,11 @@ class TopoFisher(FrameworkModule):
             with torch.no_grad():
                 log_figure(self.trainer, "diagrams", diagram_figure(self.summary.diagrams(x), self.summary.dims))
                 filtered = self.summary.filtration(x)
-            if not isinstance(self.summary.filtration, nn.Identity):
+            filtration = self.summary.filtration
+            if isinstance(filtration, VertexFiltration):
+                with torch.no_grad():
+                    correction = filtration.correction(x)[0] if hasattr(filtration, "correction") else None
+                figure = vertex_filtration_figure(x[0], filtered[0, :, 2], correction)
+                log_figure(self.trainer, "filtration", figure)
+            elif not isinstance(filtration, nn.Identity):
                 log_figure(self.trainer, "filtration", filtration_figure(x, filtered))

@@ -18,6 +18,7 @@ from typing import Literal
 import gudhi
 import numpy as np
 import torch
+from scipy.spatial import Delaunay
 
 
 @dataclass
@@ -248,4 +249,107 @@ def rips_diagrams(
         zero = sq == 0
         values = torch.where(zero, 0.0, torch.sqrt(torch.where(zero, 1.0, sq)))
         diagrams.append(Diagram(values * mask[..., None], mask))
+    return diagrams
+
+
+# --- Delaunay (alpha) complex with a vertex filtration (alpha-DTM) ---------------------------------------------
+
+
+def delaunay_simplices(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 2-D Delaunay triangulation (scipy / qhull; the simplices of the alpha complex at alpha = infinity):
+    edges (E, 2) with u < v, triangles (T, 3) sorted within a row, and the edge ids (T, 3) of each triangle's edges
+    (ab, ac, bc)."""
+    triangles = np.sort(Delaunay(points).simplices, axis=1).astype(np.int64)
+    n = len(points)
+    keys = np.stack(
+        [
+            triangles[:, 0] * n + triangles[:, 1],
+            triangles[:, 0] * n + triangles[:, 2],
+            triangles[:, 1] * n + triangles[:, 2],
+        ],
+        axis=1,
+    )
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return np.stack([unique // n, unique % n], axis=1), triangles, inverse.reshape(-1, 3)
+
+
+def vertex_filtration_values(points: torch.Tensor, values: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Filtration values of critical cells of the Delaunay complex under the vertex filtration f (alpha-DTM, p = 1):
+    vertex v -> f_v; edge uv -> |x_u - x_v| + max(f_u, f_v) (a triangle's value, the largest of its edges', is
+    recorded as that edge by :func:`vertex_filtration_cells`). Differentiable in the points and in f.
+    points (m, n, 2); values (m, n); cells (m, ..., 4) rows (u, v, u, kind), kind VERTEX (u = v) or EDGE."""
+    m = points.shape[0]
+    flat = cells.reshape(m, -1, 4)
+    u, v = flat[..., 0], flat[..., 1]
+    xu = points.gather(1, u[..., None].expand(-1, -1, 2))
+    xv = points.gather(1, v[..., None].expand(-1, -1, 2))
+    fu, fv = values.gather(1, u), values.gather(1, v)
+    length = ((xu - xv) ** 2).sum(-1).clamp_min(1e-30).sqrt()
+    out = torch.where(flat[..., 3] == EDGE, length + torch.maximum(fu, fv), fu)
+    return out.reshape(cells.shape[:-1])
+
+
+def vertex_filtration_cells(points: np.ndarray, values: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
+    """Critical simplices of the Delaunay complex of ``points`` (n, 2) filtered by the vertex values (n,)
+    (:func:`vertex_filtration_values`), per homology dimension: (k, 2, 4) int arrays (birth, death), each row
+    (u, v, u, kind); a critical triangle is recorded as the edge that gives its value (its largest), so the gathered
+    value equals gudhi's. Essential classes dropped."""
+    edges, triangles, tri_edges = delaunay_simplices(points)
+    n = len(points)
+    length = np.sqrt(((points[edges[:, 0]] - points[edges[:, 1]]) ** 2).sum(-1))
+    edge_value = length + np.maximum(values[edges[:, 0]], values[edges[:, 1]])
+    top_edge = tri_edges[np.arange(len(tri_edges)), np.argmax(edge_value[tri_edges], axis=1)]
+    tree = gudhi.SimplexTree()
+    tree.insert_batch(np.arange(n)[None], values.astype(np.float64))
+    tree.insert_batch(edges.T, edge_value)
+    tree.insert_batch(triangles.T, edge_value[top_edge])
+    tree.compute_persistence(homology_coeff_field=2, min_persistence=0.0)
+    pairs = [(b, d) for b, d in tree.persistence_pairs() if d and len(b) - 1 in dims]
+    dim = np.array([len(b) - 1 for b, _ in pairs], dtype=np.int64)
+    rows = np.zeros((len(pairs), 2, 4), dtype=np.int64)
+    for j, simplices in enumerate(zip(*pairs, strict=True) if pairs else ()):  # births, then deaths
+        rows[:, j] = _vertex_filtration_rows(list(simplices), n, edges, triangles, top_edge)
+    return [rows[dim == d] for d in dims]
+
+
+def _vertex_filtration_rows(
+    simplices: list[list[int]], n: int, edges: np.ndarray, triangles: np.ndarray, top_edge: np.ndarray
+) -> np.ndarray:
+    """Rows (u, v, u, kind) of simplices of one dimension-mixed list: a vertex v -> (v, v, v, VERTEX), an edge and a
+    triangle -> (u, v, u, EDGE) of the edge that gives its value. Edges and triangles are found by their sorted
+    vertex keys (u n + v, a n^2 + b n + c) in the sorted key arrays of the triangulation."""
+    size = np.array([len(s) for s in simplices])
+    padded = np.array([sorted(s) + [0] * (3 - len(s)) for s in simplices], dtype=np.int64).reshape(-1, 3)
+    out = np.repeat(padded[:, :1], 4, axis=1)
+    out[:, 3] = VERTEX
+    edge_keys = edges[:, 0] * n + edges[:, 1]
+    edge_index = np.where(size == 2, np.searchsorted(edge_keys, padded[:, 0] * n + padded[:, 1]), 0)
+    tri_keys = (triangles[:, 0] * n + triangles[:, 1]) * n + triangles[:, 2]
+    order = np.argsort(tri_keys)
+    found = np.searchsorted(tri_keys[order], (padded[:, 0] * n + padded[:, 1]) * n + padded[:, 2])
+    tri_index = order[np.minimum(found, len(order) - 1)] if len(order) else found
+    edge_index = np.where(size == 3, top_edge[tri_index] if len(order) else 0, edge_index)
+    is_edge = size >= 2
+    out[is_edge, :2] = edges[edge_index[is_edge]]
+    out[is_edge, 2] = out[is_edge, 0]
+    out[is_edge, 3] = EDGE
+    return out
+
+
+def vertex_filtration_diagrams(
+    points: torch.Tensor, values: torch.Tensor, dims: Sequence[int] = (0, 1), threads: int | None = None
+) -> list[Diagram]:
+    """Differentiable persistence of the Delaunay (alpha) complex of point clouds (m, n, 2) under a vertex
+    filtration (m, n) (:func:`vertex_filtration_values`; the alpha-DTM filtration when f is the DTM): gudhi pairs
+    the simplices, torch recomputes their values, so gradients reach both the points and f."""
+    arrays = points.detach().cpu().double().numpy()
+    f = values.detach().cpu().double().numpy()
+    cells = _map(
+        lambda i: vertex_filtration_cells(arrays[i], f[i], dims), list(range(len(arrays))), threads or default_threads()
+    )
+    diagrams = []
+    for k in range(len(dims)):
+        index, mask = _pad([c[k] for c in cells], 8)
+        index, mask = index.reshape(len(arrays), -1, 2, 4).to(points.device), mask.to(points.device)
+        diagrams.append(Diagram(vertex_filtration_values(points, values, index) * mask[..., None], mask))
     return diagrams

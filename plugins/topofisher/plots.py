@@ -23,7 +23,8 @@ def fisher_figure(fisher: torch.Tensor, exact: torch.Tensor | None, dtheta: torc
     """Held-out Fisher 1-sigma ellipse next to the exact one."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(*ellipse(fisher.cpu()).T, label=f"held-out ln|F| = {log_det(fisher):.2f}")
+    if torch.isfinite(log_det(fisher)):  # no ellipse for a held-out F that is not positive definite
+        ax.plot(*ellipse(fisher.cpu()).T, label=f"held-out ln|F| = {log_det(fisher):.2f}")
     if exact is not None:
         ax.plot(*ellipse(exact).T, "k--", label=f"exact ln|F| = {log_det(exact):.2f}")
     ax.set_xlabel(r"$\delta\theta_1$")
@@ -62,4 +63,21 @@ def filtration_figure(x: torch.Tensor, filtered: torch.Tensor):
     fig.colorbar(image, ax=axes[1], shrink=0.8, label="filtration value")
     axes[0].set_title("simulation")
     axes[1].set_title("filtration")
+    return fig
+
+
+def vertex_filtration_figure(points: torch.Tensor, values: torch.Tensor, correction: torch.Tensor | None = None):
+    """A point cloud (n, 2) coloured by its vertex filtration f (n,) and, for a learned filtration
+    f = DTM + g, coloured by the learned correction g (n,)."""
+    plt = pyplot()
+    panels = [("filtration value f", values)] + (
+        [("learned correction g = f - DTM", correction)] if correction is not None else []
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    xy = points.detach().cpu()
+    for ax, (label, colour) in zip(axes[0], panels, strict=True):
+        image = ax.scatter(xy[:, 0], xy[:, 1], c=colour.detach().cpu(), s=6, cmap="viridis")
+        ax.set_aspect("equal")
+        fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    fig.tight_layout()
     return fig

@@ -11,11 +11,17 @@ from typing import Literal
 import torch
 from torch import nn
 
-from framework_plugins.topofisher.filtrations import Filtration, as_images
-from framework_plugins.topofisher.persistence import Diagram, alpha_diagrams, cubical_diagrams, rips_diagrams
+from framework_plugins.topofisher.filtrations import Filtration, VertexFiltration, as_images
+from framework_plugins.topofisher.persistence import (
+    Diagram,
+    alpha_diagrams,
+    cubical_diagrams,
+    rips_diagrams,
+    vertex_filtration_diagrams,
+)
 from framework_plugins.topofisher.vectorizations import Vectorization
 
-Complex = Literal["cubical", "periodic_cubical", "alpha", "rips"]
+Complex = Literal["cubical", "periodic_cubical", "alpha", "alpha_vertex", "rips"]
 
 
 class SummaryNetwork(nn.Module, ABC):
@@ -36,9 +42,12 @@ class TopologicalSummary(SummaryNetwork):
 
     Args:
         vectorization: a Vectorization (PersistenceImage, Landscape, Silhouette, BettiCurve, PersLay), copied once
-            per homology dimension (no shared weights).
+            per homology dimension (no shared weights), or a list of them, one per entry of ``dims`` (e.g.
+            persistence images with each dimension's own birth / persistence ranges).
         complex: ``cubical`` / ``periodic_cubical`` on images (m, [C,] H, W) or on the image a point-cloud
-            filtration (e.g. DistanceToMeasure) returns; ``alpha`` (2-D, squared radii) / ``rips`` on points (m, n, k).
+            filtration (e.g. DistanceToMeasure) returns; ``alpha`` (2-D, squared radii) / ``rips`` on points (m, n, k);
+            ``alpha_vertex``: the Delaunay (alpha) complex under the vertex values of a VertexFiltration (DTMVertices:
+            alpha-DTM; LearnedVertices), edge uv -> |x_u - x_v| + max(f_u, f_v).
         dims: homology dimensions.
         filtration: a Filtration applied first (GaussianSmoothing, CNNFiltration, DistanceToMeasure); null = the
             simulation itself.
@@ -53,7 +62,7 @@ class TopologicalSummary(SummaryNetwork):
 
     def __init__(
         self,
-        vectorization: Vectorization,
+        vectorization: Vectorization | list[Vectorization],
         complex: Complex = "periodic_cubical",
         dims: Sequence[int] = (0, 1),
         filtration: Filtration | None = None,
@@ -64,8 +73,15 @@ class TopologicalSummary(SummaryNetwork):
     ) -> None:
         super().__init__()
         self.input_scale = input_scale
-        if complex not in ("cubical", "periodic_cubical", "alpha", "rips"):
-            raise ValueError(f"complex={complex!r} is unknown; use cubical, periodic_cubical, alpha or rips.")
+        if complex not in ("cubical", "periodic_cubical", "alpha", "alpha_vertex", "rips"):
+            raise ValueError(
+                f"complex={complex!r} is unknown; use cubical, periodic_cubical, alpha, alpha_vertex or rips."
+            )
+        if (complex == "alpha_vertex") != isinstance(filtration, VertexFiltration):
+            raise ValueError(
+                f"complex={complex!r} with filtration {type(filtration).__name__}: complex alpha_vertex takes a "
+                "VertexFiltration (DTMVertices, LearnedVertices) and a VertexFiltration needs complex alpha_vertex."
+            )
         if backend not in ("gudhi", "cripser") or (backend == "cripser" and complex != "cubical"):
             raise ValueError(
                 f"backend={backend!r} with complex={complex!r}: cripser computes open cubical persistence only; use "
@@ -74,12 +90,21 @@ class TopologicalSummary(SummaryNetwork):
         self.complex, self.dims, self.channels, self.max_edge = complex, tuple(dims), channels, max_edge
         self.backend = backend
         self.filtration = filtration if filtration is not None else nn.Identity()
-        self.vectorizations = nn.ModuleList(copy.deepcopy(vectorization) for _ in self.dims)
-        self.out_features = channels * len(self.dims) * vectorization.out_features
+        if isinstance(vectorization, Vectorization):
+            vectorization = [copy.deepcopy(vectorization) for _ in self.dims]
+        if len(vectorization) != len(self.dims):
+            raise ValueError(
+                f"vectorization lists {len(vectorization)} modules for dims={list(self.dims)}; give one per homology "
+                "dimension, or a single one to copy."
+            )
+        self.vectorizations = nn.ModuleList(vectorization)
+        self.out_features = channels * sum(v.out_features for v in vectorization)
 
     def diagrams(self, x: torch.Tensor):
         """Persistence diagrams of the filtered simulations: list over dims of Diagram with batch m * C."""
         f = self.filtration(x * self.input_scale if self.input_scale != 1.0 else x)
+        if self.complex == "alpha_vertex":
+            return vertex_filtration_diagrams(f[..., :2], f[..., 2], self.dims)
         if self.complex in ("alpha", "rips"):
             return (alpha_diagrams if self.complex == "alpha" else rips_diagrams)(
                 f, self.dims, *((self.max_edge,) if self.complex == "rips" else ())
