@@ -3,6 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# pytest-xdist worker processes for `make test` (auto: one per core; 0: the whole suite in one process).
+PYTEST_WORKERS ?= auto
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -21,7 +23,7 @@ demo: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/framework demo
 
 test: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest $(PYTEST_ARGS)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_framework.py

@@ -13,7 +13,8 @@ def isolated_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.delenv("FRAMEWORK_RUN_DIR", raising=False)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # one intra-op thread per pytest-xdist worker (the workers already use the cores), else up to two
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
     yield
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

@@ -34,7 +34,7 @@ class TopoFisherData(TensorSplitsDataModule):
     further test loaders in the order given (one that simulates exactly the test split shares its memoized items).
 
     Args:
-        simulator: a :class:`~framework_plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, LognormalLensing).
+        simulator: a :class:`~framework_plugins.topofisher.simulators.Simulator` (GRF, NoisySpiral, TomographicLensing).
         n_train: training seeds (seed-matched simulation sets), in [1, 3e6).
         n_val: validation seeds, in [1, 3e6).
         n_test: test seeds, in [1, 3e6).

@@ -11,19 +11,13 @@ from typing import Literal
 import torch
 
 from framework_plugins.topofisher.grf import grf_fisher, power_spectrum
-from framework_plugins.topofisher.lensing import (
-    SHIFTS,
-    gaussian_power,
-    lognormal_from_gaussian,
-    lognormal_power,
-    shape_noise_sigma,
-)
 from framework_plugins.topofisher.spiral import spiral_fisher, spiral_noise, spiral_points
 from framework_plugins.topofisher.tomography import (
     field_from_noise,
     grid_power,
     lognormal_gaussian_power,
     mode_sqrt,
+    shape_noise_sigma,
     smooth,
 )
 
@@ -157,89 +151,6 @@ class NoisySpiral(Simulator):
 
     def exact_fisher(self) -> torch.Tensor:
         return spiral_fisher(self.theta_fid, self.n_points, self.lam, self.phi_max, self.half_width)
-
-
-class LognormalLensing(Simulator):
-    """Toy lensing convergence maps (lensing.py), theta = (Omega_m, sigma_8); output (bins, n, n) per simulation.
-
-    ``kind="lognormal"`` (the shifted lognormal field) or ``"gaussian"`` (a Gaussian field with the same C_l), for
-    the simulator-shift experiment. One tomographic bin per entry of ``shifts`` (lambda0 of that bin; the five
-    sbi_lens bins are ``lensing.SHIFTS``), C_l scaled by ``bin_scales[b]`` (default (b + 1) / bins), shape noise
-    sigma_e / sqrt(n_gal / bins * A_pix) times ``noise_scale``
-    (0 = noiseless). Bins are independent, so the Fisher information of concatenated per-bin summaries is the sum of
-    the per-bin ones (the paper's per-bin sum).
-
-    Args:
-        n: map side in pixels; simulations are (bins, n, n).
-        side_deg: map side in degrees.
-        theta_fid: fiducial (Omega_m, sigma_8).
-        dtheta: central-difference step of each parameter (> 0): simulations at theta_fid +- dtheta / 2.
-        kind: ``lognormal`` (shifted lognormal field) or ``gaussian`` (Gaussian field with the same C_l).
-        shifts: lambda0 of each tomographic bin (> 0), one entry per bin.
-        c0: the toy C_l at l -> 0 for (Omega_m, sigma_8) = (0.3, 0.8).
-        ell0: turnover multipole l0 of the toy C_l at Omega_m = 0.3.
-        bin_scales: C_l scale of each bin; null = (b + 1) / bins.
-        n_gal: galaxy density in galaxies per arcmin^2, shared equally by the bins.
-        sigma_e: intrinsic ellipticity dispersion of the shape noise.
-        noise_scale: multiplies the shape noise (0 = noiseless maps).
-    """
-
-    def __init__(
-        self,
-        n: int = 32,
-        side_deg: float = 5.0,
-        theta_fid: Sequence[float] = (0.3, 0.8),
-        dtheta: Sequence[float] = (0.02, 0.02),
-        kind: Literal["lognormal", "gaussian"] = "lognormal",
-        shifts: Sequence[float] = (0.030,),
-        c0: float = 1.7e-9,
-        ell0: float = 500.0,
-        bin_scales: Sequence[float] | None = None,
-        n_gal: float = 27.0,
-        sigma_e: float = 0.26,
-        noise_scale: float = 1.0,
-    ) -> None:
-        super().__init__(theta_fid, dtheta)
-        if kind not in ("lognormal", "gaussian"):
-            raise ValueError(f"kind={kind!r} is unknown; use 'lognormal' or 'gaussian'.")
-        bins = len(shifts)
-        if bins < 1 or any(s <= 0 for s in shifts):
-            raise ValueError(f"shifts={list(shifts)} needs one positive lambda0 per bin, e.g. {list(SHIFTS)}.")
-        scales = list(bin_scales) if bin_scales is not None else [(b + 1) / bins for b in range(bins)]
-        if len(scales) != bins:
-            raise ValueError(f"bin_scales={scales} must have one entry per bin (bins={bins}).")
-        self.n, self.side_deg, self.kind, self.bins, self.c0, self.ell0 = n, side_deg, kind, bins, c0, ell0
-        self.scales = scales
-        self.shifts = list(shifts)
-        self.noise_sigma = noise_scale * shape_noise_sigma(n, side_deg, n_gal / bins, sigma_e)
-
-    def simulate(self, theta: torch.Tensor, seeds: Sequence[int], chunk: int = 2048) -> torch.Tensor:
-        """Maps for each (theta_i, seed_i): per bin, g = ifft2(fft2(z) sqrt(P)) from the seed's white noise z, made
-        lognormal (lensing.lognormal_from_gaussian) for ``kind="lognormal"``, plus shape noise from the same seed.
-        The noise FFTs are computed once per distinct seed and the spectra once per distinct theta."""
-        distinct, seed_index, thetas, theta_index = distinct_inputs(theta, seeds)
-        z = torch.stack(
-            [
-                torch.randn(
-                    self.bins, 2, self.n, self.n, generator=torch.Generator().manual_seed(s), dtype=torch.float64
-                )
-                for s in distinct
-            ]
-        )
-        noise_k = torch.fft.fft2(z[:, :, 0])  # (seeds, bins, n, n)
-        out = torch.empty(len(seed_index), self.bins, self.n, self.n, dtype=torch.float64)
-        for b in range(self.bins):
-            args = (thetas, self.n, self.side_deg, self.c0, self.ell0, self.scales[b])
-            if self.kind == "lognormal":
-                power, lam = lognormal_power(*args, self.shifts[b])
-            else:
-                power, lam = gaussian_power(*args), None
-            amplitude = torch.sqrt(power)
-            for start in range(0, len(seed_index), chunk):
-                rows = slice(start, start + chunk)
-                g = torch.fft.ifft2(noise_k[seed_index[rows], b] * amplitude[theta_index[rows]]).real
-                out[rows, b] = g if lam is None else lognormal_from_gaussian(g, lam[theta_index[rows]])
-        return out + self.noise_sigma * z[seed_index, :, 1]
 
 
 class TomographicLensing(Simulator):

@@ -74,3 +74,9 @@ def smooth(maps: torch.Tensor, side_deg: float, arcmin: float) -> torch.Tensor:
         return maps
     ell = grid_ell(maps.shape[-1], side_deg).to(maps)
     return torch.fft.ifft2(torch.fft.fft2(maps) * torch.exp(-0.5 * (ell * math.radians(arcmin / 60)) ** 2)).real
+
+
+def shape_noise_sigma(n: int, side_deg: float, n_gal_per_arcmin2: float, sigma_e: float) -> float:
+    """Per-pixel shape noise sigma_n = sigma_e / sqrt(n_gal A_pix), A_pix in arcmin^2."""
+    pixel_arcmin2 = (side_deg * 60 / n) ** 2
+    return sigma_e / math.sqrt(n_gal_per_arcmin2 * pixel_arcmin2)

@@ -3,6 +3,8 @@ shared-covariance velocity against the generic one, and the claims (a)-(c) on sm
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,14 @@ from framework_plugins.flow_matching.regularity import (
     lipschitz_bound,
     lipschitz_sup,
 )
-from framework_plugins.flow_matching.regularity_report import SMOKE, regularity_sections, two_mode
+from framework_plugins.flow_matching.regularity_report import (
+    CLOSED_FORMS,
+    SMOKE,
+    closed_form_studies,
+    regularity_sections,
+    separation_sweep,
+    two_mode,
+)
 from framework_plugins.flow_matching.samplers import euler_sample, heun_sample
 
 GEN = torch.Generator().manual_seed(0)
@@ -116,3 +125,19 @@ def test_report_sections_write_figures_and_tables(tmp_path):
     assert text.count("| yes |") == len(SMOKE.lipschitz_separations) + 1
     with pytest.raises(ValueError, match="R<separation>"):
         regularity_sections(tmp_path, {"variants": ["wide"], "smoke": True}, {}, "")
+
+
+def test_the_report_reads_the_stored_studies_and_recomputes_them_for_other_grids(tmp_path):
+    """The first report stores the closed-form studies; a later one prints the same text from the file; a file
+    written for other grids is recomputed, not read (an edited number there would otherwise be printed)."""
+    exp = {"variants": [], "smoke": True}
+    first = regularity_sections(tmp_path, exp, {}, "")
+    stored = json.loads((tmp_path / CLOSED_FORMS).read_text())
+    assert stored["sweep"] == separation_sweep(SMOKE)
+    stored["sweep"][0]["nw2_16"] = 1e6  # a reader would print it
+    (tmp_path / CLOSED_FORMS).write_text(json.dumps(stored))
+    assert "| 1000000.000 |" in regularity_sections(tmp_path, exp, {}, "")
+    stored["sizes"]["nodes"] += 1  # other grids: recomputed
+    (tmp_path / CLOSED_FORMS).write_text(json.dumps(stored))
+    sweep = closed_form_studies(tmp_path, SMOKE)[0]
+    assert sweep == separation_sweep(SMOKE) and regularity_sections(tmp_path, exp, {}, "") == first

@@ -10,8 +10,7 @@ import torch
 
 from framework_plugins.topofisher.fisher import fisher_from_summaries
 from framework_plugins.topofisher.grf import power_spectrum, wavenumbers
-from framework_plugins.topofisher.lensing import shift_parameter
-from framework_plugins.topofisher.simulators import GRF, LognormalLensing, NoisySpiral
+from framework_plugins.topofisher.simulators import GRF, NoisySpiral, TomographicLensing
 from framework_plugins.topofisher.spiral import spiral_density
 
 
@@ -93,25 +92,11 @@ def test_spiral_fisher_equals_monte_carlo_score_covariance():
     torch.testing.assert_close(mc, exact, rtol=0.05, atol=0.05 * exact.abs().max().item())
 
 
-def test_lensing_maps_are_lognormal_with_the_shift_bound():
-    sim = LognormalLensing(n=64, noise_scale=0.0)
-    kappa = sim.simulate(sim.theta_fid.repeat(40, 1), list(range(40)))[:, 0]
-    lam = shift_parameter(sim.theta_fid, 0.030).item()
-    assert kappa.min() > -lam
-    assert abs(kappa.mean().item()) < 0.1 * kappa.std().item()
-    skew = ((kappa - kappa.mean()) ** 3).mean() / kappa.std() ** 3
-    assert 0.5 < skew.item() < 2.0
-    gauss = LognormalLensing(n=64, noise_scale=0.0, kind="gaussian")
-    g = gauss.simulate(gauss.theta_fid.repeat(40, 1), list(range(40)))[:, 0]
-    assert abs(g.std().item() / kappa.std().item() - 1) < 0.15  # same C_l, same variance
-    assert abs((((g - g.mean()) ** 3).mean() / g.std() ** 3).item()) < 0.2
-
-
 def test_simulator_arguments_are_checked():
     with pytest.raises(ValueError, match="dtheta"):
         GRF(dtheta=[0.1, -0.1])
     with pytest.raises(ValueError, match="kind"):
-        LognormalLensing(kind="lpt")
+        TomographicLensing(kind="lpt")
 
 
 @pytest.mark.parametrize("n", [7, 16])
@@ -126,28 +111,3 @@ def test_grf_fields_equal_the_direct_numpy_formula(n):
         white = torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
         power = np.where(kk > 0, a * np.where(kk > 0, kk, 1.0) ** (-b), 0.0)
         np.testing.assert_allclose(field, np.fft.ifft2(np.sqrt(power) * np.fft.fft2(white)).real, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind", ["lognormal", "gaussian"])
-def test_lensing_maps_follow_the_note_steps_in_numpy(kind):
-    """The simulator's steps (grid power, Gaussian power of the lognormal field, seeded Gaussian field, lognormal
-    transform, shape noise; see ``lensing.py``), written again in numpy for one seed and theta."""
-    sim = LognormalLensing(n=16, side_deg=5.0, kind=kind, shifts=[0.03, 0.01])
-    theta = torch.tensor([[0.31, 0.79], [0.3, 0.8]], dtype=torch.float64)
-    maps = sim.simulate(theta, [3, 4]).numpy()
-    n, side = 16, math.radians(5.0)
-    freq = 2 * np.pi * np.fft.fftfreq(n, d=side / n)
-    ell = np.sqrt(freq[:, None] ** 2 + freq[None, :] ** 2)
-    for (om, s8), seed, got in zip(theta.numpy(), [3, 4], maps, strict=True):
-        z = torch.randn(2, 2, n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
-        for b in range(2):
-            ell_star = sim.ell0 * om / 0.3
-            cl = sim.scales[b] * sim.c0 * (s8 / 0.8) ** 2 * (om / 0.3) ** 1.5 / (1 + (ell / ell_star) ** 2)
-            power = np.where(ell > 0, cl, 0.0) * (n / side) ** 2
-            if kind == "lognormal":
-                lam = sim.shifts[b] * (om / 0.3) ** 0.8 * (s8 / 0.8) ** 0.25
-                power = np.abs(np.fft.fft2(np.log1p(np.fft.ifft2(power).real / lam**2)))
-                power[0, 0] = 0
-            g = np.fft.ifft2(np.fft.fft2(z[b, 0]) * np.sqrt(power)).real
-            kappa = lam * (np.exp(g - g.var(ddof=1) / 2) - 1) if kind == "lognormal" else g
-            np.testing.assert_allclose(got[b], kappa + sim.noise_sigma * z[b, 1], rtol=0, atol=1e-12)
