@@ -30,15 +30,33 @@ def linear_features(batch: Trajectories) -> torch.Tensor:
     return torch.cat([obs, obs**2, t, t**2, t**3, torch.ones_like(t)], dim=-1) * batch.mask.unsqueeze(-1)
 
 
-def leave_one_out_baseline(batch: Trajectories, returns: torch.Tensor, ridge: float = 1e-5) -> torch.Tensor:
+def leave_one_out_baseline(
+    batch: Trajectories, returns: torch.Tensor, ridge: float = 1e-5, max_ridge: float = 1e5
+) -> torch.Tensor:
     """b_{n,t} = phi_{n,t} . w_{-n}, with w_{-n} the ridge least-squares fit of the returns-to-go of the other
     N - 1 trajectories of the same task: w_{-n} = (G - G_n + ridge I)^{-1} (c - c_n), G_n = sum_t phi phi^T,
-    c_n = sum_t phi R. ``returns``: ``(T, N, H)``; output ``(T, N, H)``."""
+    c_n = sum_t phi R. Where that system is singular in floating point (a collapsed policy whose features no longer
+    span), its ridge is raised tenfold until it solves, as rllab's ``LinearFeatureBaseline`` does; past
+    ``max_ridge`` it raises. ``returns``: ``(T, N, H)``; output ``(T, N, H)``."""
+    if ridge <= 0:
+        raise ValueError(f"ridge={ridge} must be > 0 (it is raised tenfold where a fit is singular).")
     phi = linear_features(batch)
     gram_n = torch.einsum("tnhf,tnhg->tnfg", phi, phi)
     cross_n = torch.einsum("tnhf,tnh->tnf", phi, returns)
-    eye = ridge * torch.eye(phi.shape[-1], dtype=phi.dtype)
-    w = torch.linalg.solve(gram_n.sum(1, keepdim=True) - gram_n + eye, cross_n.sum(1, keepdim=True) - cross_n)
+    gram, cross = gram_n.sum(1, keepdim=True) - gram_n, cross_n.sum(1, keepdim=True) - cross_n
+    eye = torch.eye(phi.shape[-1], dtype=phi.dtype)
+    w, info = torch.linalg.solve_ex(gram + ridge * eye, cross)
+    while bool((info != 0).any()):
+        ridge *= 10
+        if ridge > max_ridge or not bool(torch.isfinite(gram).all()):
+            raise FloatingPointError(
+                f"the linear baseline's least-squares fit stays singular up to ridge {max_ridge:g} (or its features "
+                "are not finite): the policy has collapsed; lower the learning rate or use baseline 'none'."
+            )
+        w_more, info_more = torch.linalg.solve_ex(gram + ridge * eye, cross)
+        failed = info != 0
+        w = torch.where(failed[..., None], w_more, w)
+        info = torch.where(failed, info_more, info)
     return torch.einsum("tnhf,tnf->tnh", phi, w)
 
 

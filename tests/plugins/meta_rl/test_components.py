@@ -48,6 +48,35 @@ def test_leave_one_out_baseline_matches_numpy_least_squares():
             np.testing.assert_allclose(got[t, n].numpy(), phi[t, n] @ w, rtol=1e-8, atol=1e-8)
 
 
+def test_a_singular_baseline_fit_raises_its_ridge_only_where_it_fails():
+    """A collapsed policy pinned at one point (float32 observations all 4: the s, s^2 and constant features are
+    collinear and the 1e-5 ridge is lost in rounding, so LU fails) gets, per trajectory, the ridge solution (numpy,
+    float64) at the first tenfold-raised ridge whose float32 system solves; the healthy task's baseline is the
+    plain ridge solve, unchanged."""
+    batch, _ = _point_batch()
+    batch = Trajectories(batch.obs.float(), batch.actions.float(), batch.rewards.float(), batch.mask.float())
+    obs = batch.obs.clone()
+    obs[1] = 4.0
+    pinned = Trajectories(obs, batch.actions, batch.rewards, batch.mask)
+    returns = discounted_cumsum(pinned.rewards, 0.99)
+    got = leave_one_out_baseline(pinned, returns)
+    torch.testing.assert_close(got[0], leave_one_out_baseline(batch, returns)[0], rtol=0, atol=0)
+    phi = linear_features(pinned)[1]
+    eye = torch.eye(phi.shape[-1])
+    for n in range(phi.shape[0]):
+        others = [m for m in range(phi.shape[0]) if m != n]
+        design = phi[others].reshape(-1, phi.shape[-1])
+        ridges = [1e-5 * 10**k for k in range(11)]
+        solves = [torch.linalg.solve_ex(design.T @ design + r * eye, torch.ones(phi.shape[-1]))[1] == 0 for r in ridges]
+        assert not solves[0], "the 1e-5 system should be singular in float32"
+        ridge = ridges[solves.index(True)]
+        x, y = design.double().numpy(), returns[1, others].double().reshape(-1).numpy()
+        w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
+        np.testing.assert_allclose(got[1, n].numpy(), phi[n].double().numpy() @ w, rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="ridge"):
+        leave_one_out_baseline(batch, returns, ridge=0.0)
+
+
 def test_gae_with_lambda_one_is_return_minus_baseline_and_normalization():
     batch, _ = _point_batch()
     rtg = discounted_cumsum(batch.rewards, 0.99) * batch.mask
