@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from framework.registry import all_configs, load_plugins
-from framework.testing.conformance import CHECKS, QUICK_ONLY_CHECKS, check_print_config
+from framework.testing.conformance import CONFIG_CHECKS, PLUGIN_CHECKS, QUICK_ONLY_CHECKS, check_print_config
 
 CONFIGS = all_configs()
 REAL_DATA_CONFIGS = [c for info in load_plugins() for c in info.configs if c not in info.builtin_data_configs()]
@@ -23,11 +23,17 @@ def test_every_plugin_ships_a_quick_config():
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=_id)
-@pytest.mark.parametrize("check", list(CHECKS))
+@pytest.mark.parametrize("check", list(CONFIG_CHECKS))
 def test_conformance(check, config, tmp_path):
     """Each check_* function raises AssertionError (with the reason) when the config does not conform."""
-    check_fn = CHECKS[check]
-    check_fn(config, tmp_path)
+    CONFIG_CHECKS[check](config, tmp_path)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem == "quick"], ids=_id)
+@pytest.mark.parametrize("check", list(PLUGIN_CHECKS))
+def test_plugin_conformance(check, config, tmp_path):
+    """Checks of a plugin's classes rather than of one config's sizes, on its quick config."""
+    PLUGIN_CHECKS[check](config, tmp_path)
 
 
 @pytest.mark.slow
