@@ -23,7 +23,7 @@ demo: $(STAMP)
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/framework demo
 
 test: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	WANDB_MODE=disabled $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_framework.py

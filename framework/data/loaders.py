@@ -123,6 +123,9 @@ class MemoizedDataset(Dataset):
     points). Each row is stored trimmed to its own extent there and a served batch is padded by :func:`pad_stack`
     to its widest row, so a batch depends only on its items, not on which batch first computed them (a resumed
     run sees the same tensors). Serves whole batches through ``__getitems__`` (use :func:`keep_batch`).
+
+    ``cache`` (index -> stored row) starts the dataset from rows already computed and is filled in place, so that
+    datasets over the same ``x`` with a function giving the same rows can share their work.
     """
 
     def __init__(
@@ -131,9 +134,10 @@ class MemoizedDataset(Dataset):
         fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
         ragged_dim: int | None = None,
         pad_value: float = math.nan,
+        cache: dict[int, tuple[torch.Tensor, ...]] | None = None,
     ) -> None:
         self.x, self.fn, self.ragged_dim, self.pad_value = x, fn, ragged_dim, pad_value
-        self.cache: dict[int, tuple[torch.Tensor, ...]] = {}
+        self.cache: dict[int, tuple[torch.Tensor, ...]] = {} if cache is None else cache
 
     def __len__(self) -> int:
         return len(self.x)

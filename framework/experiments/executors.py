@@ -35,8 +35,9 @@ def _last_line(path: Path) -> str:
 
 class LocalExecutor:
     """``jobs`` tasks at a time, each in a fresh process with its output in the task's ``log.txt``. The processes
-    are forked from a server that imported torch and Lightning once (``multiprocessing``'s forkserver, which never
-    runs a tensor operation before forking), so a run pays neither the ~5 s of imports nor any state of the parent;
+    are forked from a server that imported torch, Lightning, W&B and the plugins once (``multiprocessing``'s
+    forkserver preloading :mod:`framework.experiments.preload`, which never runs a tensor operation before forking),
+    so a run pays neither the ~5-8 s of imports nor any state of the parent;
     each gets the parent's current environment and working directory. A process that dies without a result
     (segfault, out of memory, killed) is recorded as failed with the last line of its log."""
 
@@ -45,7 +46,7 @@ class LocalExecutor:
             raise ValueError(f"jobs={jobs}: run at least one task at a time (--jobs 1 or more)")
         self.jobs = jobs
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["framework.experiments.worker"])
+        self.context.set_forkserver_preload(["framework.experiments.preload"])
 
     def _one(self, task: dict[str, Any]) -> dict[str, Any]:
         result_path, log_path = Path(task["result"]), Path(task["log"])

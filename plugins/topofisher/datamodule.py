@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -12,6 +14,11 @@ from framework_plugins.topofisher.simulators import GRF, Simulator
 
 SPLIT_OFFSETS = {"train": 0, "val": 4_000_000, "test": 7_000_000}
 SEEDS_PER_BASE_SEED = 10_000_000
+
+# The simulations and memoized items of the last datamodule config simulated in this process, taken over by the next
+# datamodule of the same config (the fit, test and predict of one run, the checks of the conformance suite): one
+# config only, so at most one data set stays in memory after its datamodule is gone.
+_LAST_SIMULATED: dict[str, Any] = {}
 
 
 def split_seeds(seed: int, split: str, n: int) -> range:
@@ -28,6 +35,11 @@ class TopoFisherData(TensorSplitsDataModule):
     ``simulator.seed_matched`` of seed i. A batch is therefore a set of seed-matched Fisher simulations.
     After :meth:`memoize` (called by a model whose front end is frozen), items are ``fn(simulations)`` instead,
     computed when first drawn and kept; ``splits`` always holds the simulations.
+
+    Built from a config (every simulator given as class_path / init_args), a datamodule takes over the simulations of
+    the last datamodule of the same config in this process, and the memoized items of a function with the same
+    ``key``: simulations depend only on the simulator, the seeds and the sizes, so a run's fit, test and predict
+    simulate once.
 
     ``test_simulators`` adds named test sets: the test split's seeds simulated by another simulator (e.g. Gaussian
     maps with the lognormal maps' C_l, a simulator shift), split ``test_<name>``, served after the test split as
@@ -72,23 +84,37 @@ class TopoFisherData(TensorSplitsDataModule):
                 )
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self.item_fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None
+        self.item_key: Callable[[], str | None] | None = None
         self.ragged_dim: int | None = None
         self._memoized: dict[str, MemoizedDataset] = {}
         self._same_as: dict[str, str] = {}  # split -> the split holding the same simulations
+        self._shared_rows: dict[tuple, dict] | None = None  # (item key, ragged_dim, split) -> rows, of this config
 
-    def memoize(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None) -> None:
+    def memoize(
+        self,
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+        ragged_dim: int | None = None,
+        key: Callable[[], str | None] | None = None,
+    ) -> None:
         """Serve ``fn(items)`` (a batch of simulations (b, 1 + 2p, *shape) -> tuple of tensors with first dim b,
         NaN-padded along ``ragged_dim``) instead of the simulations, each item computed once
-        (:class:`~framework.data.MemoizedDataset`)."""
+        (:class:`~framework.data.MemoizedDataset`). ``key()``, read when a split's dataset is first built, names
+        what ``fn`` computes (equal keys: equal items); datamodules of the same config share the items of equal
+        keys. No key (or a None key): nothing is shared."""
         if (fn, ragged_dim) != (self.item_fn, self.ragged_dim):
             self.item_fn, self.ragged_dim, self._memoized = fn, ragged_dim, {}
+        self.item_key = key
 
     def dataset(self, split: str) -> Dataset:
         if self.item_fn is None:
             return super().dataset(split)
         split = self._same_as.get(split, split)
         if split not in self._memoized:
-            self._memoized[split] = MemoizedDataset(self.splits[split][0], self.item_fn, self.ragged_dim)
+            item_key = self.item_key() if self.item_key is not None else None
+            rows = None
+            if item_key is not None and self._shared_rows is not None:
+                rows = self._shared_rows.setdefault((item_key, self.ragged_dim, split), {})
+            self._memoized[split] = MemoizedDataset(self.splits[split][0], self.item_fn, self.ragged_dim, cache=rows)
         return self._memoized[split]
 
     def split_seeds(self, split: str) -> list[int]:
@@ -101,8 +127,21 @@ class TopoFisherData(TensorSplitsDataModule):
         dataset = self.dataset(split)  # both kinds fetch whole batches (the loaders' batched fetch)
         return list(dataset.__getitems__(list(range(start, min(stop, len(dataset))))))
 
+    def config_key(self) -> str | None:
+        """What the simulations depend on (class, simulators as config, sizes, seed) as a string; None when a
+        simulator was built in Python (it has no config to compare)."""
+        if "simulator" not in self.hparams or "test_simulators" not in self.hparams:
+            return None
+        fields = ("simulator", "test_simulators", "n_train", "n_val", "n_test", "seed")
+        return json.dumps([type(self).__qualname__, {k: self.hparams[k] for k in fields}], sort_keys=True)
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
+            return
+        key = self.config_key()
+        if key is not None and _LAST_SIMULATED.get("key") == key:
+            self.splits, self._same_as = dict(_LAST_SIMULATED["splits"]), dict(_LAST_SIMULATED["same_as"])
+            self._shared_rows = _LAST_SIMULATED["rows"]
             return
         self.splits = {s: (self.simulator.seed_matched(self.split_seeds(s)),) for s in self.sizes}
         for name, simulator in self.test_simulators.items():
@@ -110,6 +149,12 @@ class TopoFisherData(TensorSplitsDataModule):
             if torch.equal(sims, self.splits["test"][0]):
                 self._same_as[f"test_{name}"] = "test"
             self.splits[f"test_{name}"] = (sims,)
+        if key is not None:
+            self._shared_rows = {}
+            _LAST_SIMULATED.clear()
+            _LAST_SIMULATED.update(
+                key=key, splits=dict(self.splits), same_as=dict(self._same_as), rows=self._shared_rows
+            )
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
         """The test split, then one loader per entry of ``test_simulators`` (ordered, unshuffled)."""

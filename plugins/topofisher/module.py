@@ -3,6 +3,8 @@ Fisher information ln|F| of its summaries, estimated from seed-matched simulatio
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
@@ -52,8 +54,14 @@ class SeedMatchedSimulations(Protocol):
     test_simulators: dict[str, Simulator]  # extra test sets, served after the test split in this order
     splits: dict[str, tuple[torch.Tensor, ...]]  # split -> (simulations (n, 1 + 2p, *shape),)
 
-    def memoize(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], ragged_dim: int | None = None) -> None:
-        """Serve fn(simulations) instead of the simulations, each item computed once."""
+    def memoize(
+        self,
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
+        ragged_dim: int | None = None,
+        key: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Serve fn(simulations) instead of the simulations, each item computed once; ``key()`` names what fn
+        computes, so that items of an equal key may be shared (None: not shared)."""
 
     def items(self, split: str, start: int, stop: int) -> list[torch.Tensor]:
         """Items start..stop-1 of a split, batched as its loader serves them."""
@@ -181,7 +189,20 @@ class TopoFisher(FrameworkModule):
             raise ValueError(f"model.init_args.n_params={self.n_params} but the simulator has {simulator.n_params}.")
         self.dtheta, self.exact_fisher = simulator.dtheta, simulator.exact_fisher()
         if self.cache_diagrams:
-            data.memoize(self.summary.diagram_tensors, ragged_dim=-2)  # rows (k, C, P, 2)
+            data.memoize(self.summary.diagram_tensors, ragged_dim=-2, key=self.diagram_key)  # rows (k, C, P, 2)
+
+    def diagram_key(self) -> str | None:
+        """What the cached diagrams depend on: the summary's config and the filtration's parameters and buffers
+        (read now: after a checkpoint is restored); None for a summary built in Python (no config to compare)."""
+        config = self.hparams.get("summary")
+        if config is None:
+            return None
+        state = hashlib.sha256()
+        for name, tensor in sorted(getattr(self.summary, "filtration", nn.Identity()).state_dict().items()):
+            tensor = tensor.detach().cpu().contiguous()
+            state.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+            state.update(tensor.flatten().view(torch.uint8).numpy().tobytes())
+        return json.dumps(config, sort_keys=True, default=str) + state.hexdigest()
 
     def features(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         """Standardised summaries (B, 1 + 2p, d) of a batch of seed-matched items: the simulations

@@ -22,10 +22,12 @@ def test_every_plugin_ships_a_quick_config():
     assert plugins == quick, f"plugins without configs/<name>/quick.yaml: {sorted(plugins - quick)}"
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=_id)
 @pytest.mark.parametrize("check", list(CONFIG_CHECKS))
+@pytest.mark.parametrize("config", [pytest.param(c, marks=pytest.mark.xdist_group(_id(c))) for c in CONFIGS], ids=_id)
 def test_conformance(check, config, tmp_path):
-    """Each check_* function raises AssertionError (with the reason) when the config does not conform."""
+    """Each check_* function raises AssertionError (with the reason) when the config does not conform. The checks
+    of one config run one after another in one process (``make test`` distributes by ``xdist_group``), where a
+    plugin may reuse the data its previous check built (TopoFisher's simulations and diagrams)."""
     CONFIG_CHECKS[check](config, tmp_path)
 
 

@@ -214,6 +214,19 @@ def test_a_worker_that_dies_without_a_result_is_a_failure_naming_its_last_log_li
     assert "exited with status 1" in result["error"] and "kind 'nonsense' is unknown" in result["error"]
 
 
+def test_the_fork_server_preload_imports_every_registered_plugin_and_wandb() -> None:
+    """What a forked run finds already imported (it inherits the server's modules): checked in a fresh interpreter,
+    which has imported nothing before the preload module."""
+    code = (
+        "import sys; from importlib.metadata import entry_points; import framework.experiments.preload; "
+        "from framework.registry import ENTRY_POINT_GROUP; "
+        "names = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)] + ['wandb']; "
+        "print([n for n in names if n not in sys.modules], len(names))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "[]" and int(out[1]) >= 9, out  # none missing, of the 8 plugins + wandb
+
+
 @pytest.mark.slow
 def test_submitit_local_executor_runs_the_cluster_code_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
