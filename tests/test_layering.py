@@ -31,6 +31,8 @@ GENERIC_ALLOW_LIST = {
     # The decoupled-descent probe: a callback any model with probe_features() can use (graph_sparsify's today; the
     # decoupled_descent plugin uses the DD optimizer modules it is built on).
     "framework.callbacks.decoupled_probe",
+    # The local executor's fork-server preload: multiprocessing imports it by name (executors.py passes the string).
+    "framework.experiments.preload",
     # Helpers for the test suite and conformance checks (tests are their users, not plugins).
     "framework.testing.digest",
     "framework.testing.toy",
