@@ -192,8 +192,9 @@ class TopoFisher(FrameworkModule):
             data.memoize(self.summary.diagram_tensors, ragged_dim=-2, key=self.diagram_key)  # rows (k, C, P, 2)
 
     def diagram_key(self) -> str | None:
-        """What the cached diagrams depend on: the summary's config and the filtration's parameters and buffers
-        (read now: after a checkpoint is restored); None for a summary built in Python (no config to compare)."""
+        """What the cached diagrams depend on: the summary's config and the filtration's parameters and buffers as
+        they are when called (the datamodule calls it when it first builds a split's dataset, after Lightning has
+        restored any checkpoint); None for a summary built in Python (no config to compare)."""
         config = self.hparams.get("summary")
         if config is None:
             return None
