@@ -9,12 +9,13 @@ import hashlib
 import pytest
 import torch
 
-from framework.cli import main
 from framework.registry import config_dir
+from framework.testing.conformance import run as run_cli
 from framework_plugins.topofisher import datamodule
 from framework_plugins.topofisher.simulators import GRF
 from framework_plugins.topofisher.summaries import TopologicalSummary
 
+# a frozen smoothing (diagrams cached) at a small size; the conformance suite's TINY trainer limits come with run_cli
 FROZEN = (
     "--model.init_args.cache_diagrams=true",
     "--model.init_args.summary.init_args.filtration.init_args.learnable=false",
@@ -23,11 +24,7 @@ FROZEN = (
     "--data.init_args.n_test=32",
     "--model.init_args.moped_sims=64",
     "--model.init_args.standardize_sims=32",
-    "--trainer.limit_train_batches=2",
-    "--trainer.limit_val_batches=1",
     "--trainer.max_epochs=1",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
 )
 
 
@@ -52,8 +49,7 @@ def counted(monkeypatch):
 
 
 def run(subcommand: str, run_dir, *overrides: str):
-    config = config_dir("topofisher") / "quick.yaml"
-    return main([subcommand, "--config", str(config), *FROZEN, f"--run_dir={run_dir}", *overrides])
+    return run_cli(subcommand, config_dir("topofisher") / "quick.yaml", *FROZEN, f"--run_dir={run_dir}", *overrides)
 
 
 def test_fit_test_and_predict_of_one_config_simulate_and_compute_each_diagram_once(counted, tmp_path):
