@@ -34,7 +34,8 @@ def test_conformance(check, config, tmp_path):
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem == "quick"], ids=_id)
 @pytest.mark.parametrize("check", list(PLUGIN_CHECKS))
 def test_plugin_conformance(check, config, tmp_path):
-    """Checks of a plugin's classes rather than of one config's sizes, on its quick config."""
+    """Checks of a plugin's classes rather than of one config's sizes, on its quick config; like the config checks,
+    each raises AssertionError (with the reason) when the plugin does not conform."""
     PLUGIN_CHECKS[check](config, tmp_path)
 
 
