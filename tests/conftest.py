@@ -1,5 +1,5 @@
-"""Every test runs in its own empty working directory with W&B disabled, no leftover distributed state, and the same
-random draws whichever tests ran before it on its pytest-xdist worker (the split across workers changes between runs)."""
+"""Every test runs in its own empty working directory with W&B disabled, no leftover distributed state, and the
+same random draws whichever tests ran before it on its pytest-xdist worker (the split changes between runs)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from framework.cli import main, resolve_run_dir
+from framework.cli import dump_parsed, main, resolve_run_dir
 from framework.registry import config_dir
 
 QUICK = config_dir("flow_matching") / "quick.yaml"
@@ -96,6 +96,15 @@ def test_csv_logger_is_one_flag_away_and_records_the_resolved_config(tmp_path, c
     )
     assert "val/loss" in (run_dir / "metrics.csv").read_text().splitlines()[0], "test must not clobber fit logs"
     assert "test/loss" in (run_dir / "test" / "metrics.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("plugin", ["flow_matching", "topofisher", "moe_transformer"])
+def test_the_unvalidated_dump_of_a_parsed_config_equals_jsonargparses_validated_dump(tmp_path, plugin):
+    """dump_parsed skips jsonargparse's re-validation of an already parsed config: same YAML, nested classes too."""
+    cli = main(["fit", "--config", str(config_dir(plugin) / "quick.yaml"), "--trainer.fast_dev_run=true",
+                "--trainer.logger=false", "--trainer.callbacks=[]", f"--run_dir={tmp_path}"])  # fmt: skip
+    validated = cli.parser.dump(cli.config, skip_none=False, format="yaml", skip_link_targets=False)
+    assert dump_parsed(cli.parser, cli.config) == validated and "class_path" in validated
 
 
 def test_tensorboard_logger_writes_into_the_run_dir(tmp_path):

@@ -56,12 +56,16 @@ def test_two_sample_p_value_is_valid_under_the_null_and_powerful_under_a_shift()
     draws at alpha = 0.1 the rejections are Binomial(200, <= 0.1): mean <= 20, more than 32 has probability < 0.3%.
     (Ties in the discrete accuracy make the test conservative: 8 to 22 rejections over 30 base seeds.) A shift of 1
     in every coordinate of 8 dimensions is rejected on every draw."""
-    null = [knn_two_sample(torch.randn(40, 8, generator=GEN), torch.randn(40, 8, generator=GEN), 99, s) for s in range(200)]
+
+    def draw(n: int, shift: float = 0.0) -> torch.Tensor:
+        return torch.randn(n, 8, generator=GEN) + shift
+
+    null = [knn_two_sample(draw(40), draw(40), n_perm=99, seed=s) for s in range(200)]
     rejections = sum(p <= 0.1 for _, p in null)
     assert 3 <= rejections <= 32, rejections  # neither anti-conservative nor degenerate (a p-value stuck at 1)
     assert abs(np.mean([acc for acc, _ in null]) - 0.5) < 0.05
     for seed in range(5):
-        accuracy, p = knn_two_sample(torch.randn(150, 8, generator=GEN), torch.randn(150, 8, generator=GEN) + 1.0, 300, seed)
+        accuracy, p = knn_two_sample(draw(150), draw(150, shift=1.0), n_perm=300, seed=seed)
         assert accuracy > 0.75 and p < 0.01
     copied = torch.randn(150, 8, generator=GEN)
     assert knn_two_sample(copied, copied.clone(), n_perm=10)[0] == 0.0  # memorised points: every neighbour is a twin
