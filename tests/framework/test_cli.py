@@ -107,6 +107,21 @@ def test_the_unvalidated_dump_of_a_parsed_config_equals_jsonargparses_validated_
     assert dump_parsed(cli.parser, cli.config) == validated and "class_path" in validated
 
 
+def test_a_command_builds_only_its_subcommands_parser_and_help_lists_all_four(tmp_path, capsys):
+    cli = main(["fit", "--config", str(QUICK), *SHORT, "--trainer.logger=CSVLogger", f"--run_dir={tmp_path}"])
+    assert list(cli._subcommand_parsers) == ["fit"] and cli.trainer.state.finished
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0 and "{fit,validate,test,predict}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["test", "--help"])
+    described = capsys.readouterr().out  # each subcommand's own description (they once all showed fit's)
+    assert "evaluation epoch over the test set" in described and "Runs the full optimization" not in described
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fitt", "--config", str(QUICK)])
+    assert exit_info.value.code != 0 and "choose from 'fit', 'validate', 'test', 'predict'" in capsys.readouterr().err
+
+
 def test_tensorboard_logger_writes_into_the_run_dir(tmp_path):
     run_dir = tmp_path / "tb"
     main(["fit", "--config", str(QUICK), *SHORT, "--trainer.logger=TensorBoardLogger", f"--run_dir={run_dir}"])
