@@ -1,12 +1,18 @@
-"""Time per training step: the framework's fit loop vs a hand-written PyTorch loop, same model, data and batches.
+"""Time per training step: the framework's fit loop vs a hand-written PyTorch loop, same model, data and batches;
+and the fixed cost of one command: ``framework fit`` vs Lightning's own ``LightningCLI``, one training step each.
 
-    python scripts/bench_framework.py [--repeats 5] [--epochs 3]
+    python scripts/bench_framework.py [--repeats 5] [--epochs 3] [--startup-only]
 
 For each size, both loops train the flow-matching VelocityMLP with the CFM loss and AdamW on the same seeded
 Gaussian-mixture data through the same DataLoader; each repeat times the steps of the epochs after the first
 (warm-up) and the median over repeats is reported. The framework runs are built by the real CLI
 (``FrameworkCLI(run=False)`` with the quick config): default callbacks (checkpointing at epoch end, NaN guard,
 RNG state, LR monitor) and logger (W&B, disabled here), with and without the Rich progress bar.
+
+The command cost is the wall time of a whole in-process command (parse the config, build and instantiate the
+classes, set up, one training step, write the checkpoint, finish), after a warm-up command, median over repeats:
+``framework.cli.main(["fit", "--config", quick.yaml, ...])`` (run dir, config and recipe records, checkpoint guards,
+default callbacks) against ``LightningCLI`` on the same model and data classes with the same settings.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.cli import LightningCLI
 
 from framework.cli import FrameworkCLI
+from framework.cli import main as framework_main
 from framework.registry import config_dir
 from framework_plugins.flow_matching import FlowMatchingData
 from framework_plugins.flow_matching.cfm import cfm_loss
@@ -91,14 +100,68 @@ def framework_loop(hidden: int, batch: int, epochs: int, progress_bar: bool) -> 
     return statistics.median(timer.per_step)
 
 
+ONE_STEP = [
+    "--trainer.fast_dev_run=true",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def framework_command(run_dir: str) -> None:
+    """``framework fit`` of the quick config, one training step."""
+    framework_main(["fit", "--config", str(config_dir("flow_matching") / "quick.yaml"), *ONE_STEP,
+                    "--trainer.logger=CSVLogger", f"--run_dir={run_dir}"])  # fmt: skip
+
+
+def lightning_command(run_dir: str) -> None:
+    """Lightning's ``LightningCLI`` fit of the same classes and settings (no framework), one training step."""
+    LightningCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=[
+            "fit",
+            "--config",
+            str(config_dir("flow_matching") / "quick.yaml"),
+            *ONE_STEP,
+            "--trainer.logger=CSVLogger",
+            f"--trainer.logger.save_dir={run_dir}",
+            f"--trainer.default_root_dir={run_dir}",
+        ],
+    )
+
+
+def command_seconds(command: Callable[[str], None], repeats: int) -> list[float]:
+    """Wall seconds of ``repeats`` runs of a command, each in a fresh run dir, after one warm-up run."""
+    times = []
+    for i in range(repeats + 1):
+        with tempfile.TemporaryDirectory() as run_dir:
+            start = time.perf_counter()
+            command(run_dir)
+            if i:
+                times.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--startup-only", action="store_true", help="only the fixed cost of one command")
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"torch {torch.__version__}, lightning {pl.__version__}, threads {torch.get_num_threads()}")
+    ours, theirs = [], []
+    for _ in range(args.repeats):  # interleaved
+        ours += command_seconds(framework_command, 1)
+        theirs += command_seconds(lightning_command, 1)
+    f, lt = statistics.median(ours), statistics.median(theirs)
+    print(f"one fit command (1 step): framework {f:.3f} s, LightningCLI {lt:.3f} s, ratio {f / lt:.2f}", flush=True)
+    if args.startup_only:
+        return
     print(f"{'size':<8}{'hand ms/step':>14}{'fw ms/step':>12}{'ratio':>8}{'fw+bar ms':>11}{'ratio':>8}")
     for name, size in SIZES.items():
         hand, lean, full = [], [], []
