@@ -187,8 +187,8 @@ class ConfigSaver(SaveConfigCallback):
 
 def dump_parsed(parser: LightningArgumentParser, config: Namespace) -> str:
     """YAML of a config the parser has already validated (parsing validates), every key kept (None values and link
-    targets too). Skipping jsonargparse's second validation changes no byte of the output and saves about 0.2 s per
-    dump (three per fit)."""
+    targets too). Skipping jsonargparse's second validation changes no byte of the output and saves up to about 0.2 s
+    per dump (three per fit; ``scripts/bench_framework.py --startup-only``)."""
     return parser.dump(config, skip_none=False, format="yaml", skip_link_targets=False, skip_validation=True)
 
 
