@@ -37,6 +37,7 @@ from framework_plugins.flow_matching.velocity import VelocityMLP
 
 SIZES = {"small": {"hidden": 128, "batch": 256}, "medium": {"hidden": 512, "batch": 1024}}
 N_TRAIN = 32768
+QUICK = config_dir("flow_matching") / "quick.yaml"
 
 
 class StepTimer(pl.Callback):
@@ -82,7 +83,7 @@ def framework_loop(hidden: int, batch: int, epochs: int, progress_bar: bool) -> 
         cli = FrameworkCLI(
             args=[
                 "--config",
-                str(config_dir("flow_matching") / "quick.yaml"),
+                str(QUICK),
                 f"--run_dir={run_dir}",
                 f"--model.init_args.hidden={hidden}",
                 f"--data.init_args.batch_size={batch}",
@@ -101,16 +102,17 @@ def framework_loop(hidden: int, batch: int, epochs: int, progress_bar: bool) -> 
 
 
 ONE_STEP = [
-    "--trainer.fast_dev_run=true",
+    "--trainer.max_steps=1",
+    "--trainer.limit_val_batches=0",
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
+    "--trainer.logger=CSVLogger",
 ]
 
 
 def framework_command(run_dir: str) -> None:
     """``framework fit`` of the quick config, one training step."""
-    framework_main(["fit", "--config", str(config_dir("flow_matching") / "quick.yaml"), *ONE_STEP,
-                    "--trainer.logger=CSVLogger", f"--run_dir={run_dir}"])  # fmt: skip
+    framework_main(["fit", "--config", str(QUICK), *ONE_STEP, f"--run_dir={run_dir}"])
 
 
 def lightning_command(run_dir: str) -> None:
@@ -124,25 +126,20 @@ def lightning_command(run_dir: str) -> None:
         args=[
             "fit",
             "--config",
-            str(config_dir("flow_matching") / "quick.yaml"),
+            str(QUICK),
             *ONE_STEP,
-            "--trainer.logger=CSVLogger",
             f"--trainer.logger.save_dir={run_dir}",
             f"--trainer.default_root_dir={run_dir}",
-        ],
+        ],  # fmt: skip
     )
 
 
-def command_seconds(command: Callable[[str], None], repeats: int) -> list[float]:
-    """Wall seconds of ``repeats`` runs of a command, each in a fresh run dir, after one warm-up run."""
-    times = []
-    for i in range(repeats + 1):
-        with tempfile.TemporaryDirectory() as run_dir:
-            start = time.perf_counter()
-            command(run_dir)
-            if i:
-                times.append(time.perf_counter() - start)
-    return times
+def command_seconds(command: Callable[[str], None]) -> float:
+    """Wall seconds of one run of a command in a fresh run dir."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        command(run_dir)
+        return time.perf_counter() - start
 
 
 def main() -> None:
@@ -154,10 +151,11 @@ def main() -> None:
     os.environ.setdefault("WANDB_MODE", "disabled")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"torch {torch.__version__}, lightning {pl.__version__}, threads {torch.get_num_threads()}")
+    command_seconds(framework_command), command_seconds(lightning_command)  # warm-up
     ours, theirs = [], []
     for _ in range(args.repeats):  # interleaved
-        ours += command_seconds(framework_command, 1)
-        theirs += command_seconds(lightning_command, 1)
+        ours.append(command_seconds(framework_command))
+        theirs.append(command_seconds(lightning_command))
     f, lt = statistics.median(ours), statistics.median(theirs)
     print(f"one fit command (1 step): framework {f:.3f} s, LightningCLI {lt:.3f} s, ratio {f / lt:.2f}", flush=True)
     if args.startup_only:
